@@ -1,0 +1,108 @@
+"""The one stream of events a run emits, read by every view (headless progress, the TUI, the
+session writer).
+
+The engine calls a sink, ``Callable[[Event], None]``, from its own thread; a sink must return
+quickly and must not call back into the engine. Events are emitted by the engine's collector,
+never from inside a timing loop. ``Samples`` carries only the latencies that arrived since the
+previous ``Samples`` of the same configuration, so a consumer that keeps them all sees every
+measured sample exactly once (warm-up samples never appear).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from .measurement import ConfigResult
+from .specs import RunConfig, RunPlan
+
+#: Phases a configuration passes through, in order.
+PHASES = ("loading", "preparing", "warmup", "measuring", "stopping")
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    plan: RunPlan
+    host: Dict[str, Any] = field(hash=False)
+    started_at: float = 0.0  # time.time()
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    """Facts about the model (source, name, parameter count, size in MB) once it is loaded."""
+
+    index: int
+    model: Dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class ConfigStarted:
+    index: int
+    total: int
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class PhaseChanged:
+    index: int
+    phase: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class WarmupFinished:
+    index: int
+    first_inference_ms: float
+    iterations: int
+    stable: bool
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Samples:
+    """New inference latencies (integer nanoseconds, a numpy int64 array) of one configuration."""
+
+    index: int
+    latencies_ns: Any = field(hash=False, compare=False)
+    #: Seconds since measuring began, at the moment these samples were collected.
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    index: int
+    elapsed_s: float
+    samples: int
+    #: Fraction of the stop rule reached (0..1), or None when it cannot be known.
+    fraction: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ConfigFinished:
+    """A configuration ended; ``result.status`` is "finished", "failed" or "cancelled"."""
+
+    index: int
+    result: ConfigResult
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    results: Tuple[ConfigResult, ...]
+    cancelled: bool = False
+
+
+Event = Union[
+    RunStarted, ModelLoaded, ConfigStarted, PhaseChanged, WarmupFinished, Samples, Progress,
+    ConfigFinished, RunFinished,
+]
+Sink = Callable[[Event], None]
+
+
+def fan_out(*sinks: Sink) -> Sink:
+    """One sink that hands each event to every sink in order."""
+
+    def sink(event: Event) -> None:
+        for each in sinks:
+            each(event)
+
+    return sink

@@ -1,0 +1,186 @@
+"""From a preset and the user's overrides to a run plan: the sweep as a list of configurations.
+
+A run is the product batch sizes x copies x workers, in that order (batch outermost, so the
+table reads like a batch sweep). Overrides come from the command line or the TUI's editor and
+are checked here with messages that name the argument.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from .backends import check_device, get_backend
+from .errors import UserError
+from .presets import Preset
+from .specs import COPY_MODES, ModelSpec, RunConfig, RunPlan, StopRule
+
+
+@dataclass(frozen=True)
+class Overrides:
+    model: Optional[str] = None
+    device: Optional[str] = None
+    batch_sizes: Optional[Tuple[int, ...]] = None
+    copies: Optional[Tuple[int, ...]] = None
+    workers: Optional[Tuple[int, ...]] = None
+    copy_mode: Optional[str] = None
+    duration_s: Optional[float] = None
+    samples: Optional[int] = None
+    warmup_max_s: Optional[float] = None
+
+
+def parse_int_list(text: str, what: str) -> Tuple[int, ...]:
+    """``"1,2,4,8"`` -> ``(1, 2, 4, 8)``; anything but positive integers is a ``UserError``."""
+    values = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise UserError(f"{what}: {part!r} is not an integer") from None
+        if value <= 0:
+            raise UserError(f"{what}: {value} must be at least 1")
+        values.append(value)
+    if not values:
+        raise UserError(f"{what}: give at least one value, e.g. 1,2,4")
+    return tuple(dict.fromkeys(values))
+
+
+def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
+    o = overrides
+    run = preset.run
+    base = preset.path.parent if preset.path else None
+    device = check_device(o.device or run.device, what="--device" if o.device else "run.device")
+    copy_mode = o.copy_mode or run.copy_mode
+    if copy_mode not in COPY_MODES:
+        raise UserError(f"--copy-mode: {copy_mode!r} is not one of {', '.join(COPY_MODES)}")
+    for what, value in (("--duration", o.duration_s), ("--warmup-max", o.warmup_max_s)):
+        if value is not None and not value > 0:
+            raise UserError(f"{what}: must be more than 0 seconds, not {value:g}")
+    if o.samples is not None and o.samples <= 0:
+        raise UserError(f"--samples: must be at least 1, not {o.samples}")
+
+    model = preset.model
+    if o.model:
+        model = ModelSpec(source=o.model)
+    model = replace(model, source=resolve_source(model.source, base))
+    check_model_source(model.source, what="--model" if o.model else "model.source")
+
+    stop = preset.stop
+    if o.duration_s is not None or o.samples is not None:
+        stop = StopRule(duration_s=o.duration_s, samples=o.samples)
+    if not stop.duration_s and not stop.samples:
+        raise UserError("run: give a duration_s or a samples count, or both")
+    warmup = preset.warmup
+    if o.warmup_max_s is not None:
+        warmup = replace(warmup, max_s=o.warmup_max_s, min_s=min(warmup.min_s, o.warmup_max_s))
+
+    configs = tuple(
+        RunConfig(device=device, batch_size=b, copies=c, workers_per_copy=w, copy_mode=copy_mode,
+                  threads_per_copy=run.threads_per_copy, device_options=dict(preset.device_options))
+        for b, c, w in itertools.product(o.batch_sizes or run.batch_sizes, o.copies or run.copies,
+                                         o.workers or run.workers)
+    )
+    get_backend(device, preset.device_options)  # checks the [device] options now, not mid-run
+    recorded = {
+        "name": preset.name,
+        "origin": preset.origin,
+        "path": str(preset.path) if preset.path else None,
+        "description": preset.description,
+        "model": asdict(model),
+        "inputs": _jsonable(asdict(preset.inputs)),
+        "run": {
+            "device": device, "batch_sizes": list(o.batch_sizes or run.batch_sizes),
+            "copies": list(o.copies or run.copies), "workers": list(o.workers or run.workers),
+            "copy_mode": copy_mode, "threads_per_copy": run.threads_per_copy,
+            "duration_s": stop.duration_s, "samples": stop.samples, "sample_cap": run.sample_cap,
+        },
+        "device": dict(preset.device_options),
+        "warmup": asdict(warmup),
+    }
+    return RunPlan(name=preset.name, model=model, inputs=preset.inputs, configs=configs,
+                   stop=stop, warmup=warmup, sample_cap=run.sample_cap, preset=recorded)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _split_file_source(source: str) -> Optional[Tuple[str, str]]:
+    """``path/to/file.py:attr`` -> (path, attr); None for other kinds of source."""
+    head, sep, attr = source.rpartition(":")
+    if sep and head.endswith(".py"):
+        return head, attr
+    return None
+
+
+def resolve_source(source: str, base: Optional[Path]) -> str:
+    """Make a preset's relative file paths relative to the preset file, not the current
+    directory, so that a preset works from wherever it is run."""
+    if base is None:
+        return source
+    file_source = _split_file_source(source)
+    if file_source:
+        path, attr = file_source
+        if not Path(path).is_absolute() and (base / path).exists():
+            return f"{base / path}:{attr}"
+        return source
+    for prefix in ("torchscript:", "hf:", ""):
+        if source.startswith(prefix):
+            rest = source[len(prefix):]
+            if rest and not Path(rest).is_absolute() and (base / rest).exists() and (
+                    prefix or rest.endswith((".pt", ".ts", ".torchscript"))):
+                return f"{prefix}{base / rest}"
+    return source
+
+
+def check_model_source(source: str, *, what: str) -> None:
+    """Catch a model source that cannot possibly load before anything runs; what can only be
+    known by loading (a hub name, an attribute) is checked when the model loads."""
+    from .models import BUILTINS
+
+    scheme, sep, rest = source.partition(":")
+    if scheme == "builtin":
+        if rest not in BUILTINS:
+            raise UserError(f"{what} {source!r}: unknown built-in model (choose from "
+                            f"{', '.join('builtin:' + b for b in BUILTINS)})")
+        return
+    if scheme == "hf":
+        if not rest:
+            raise UserError(f"{what} {source!r}: give a hub name or a local directory after hf:")
+        return
+    if scheme == "torchscript" or (not sep and source.endswith((".pt", ".ts", ".torchscript"))):
+        path = rest if scheme == "torchscript" else source
+        if not Path(path).expanduser().is_file():
+            raise UserError(f"{what} {source!r}: no such TorchScript file {path}")
+        return
+    file_source = _split_file_source(source)
+    if file_source:
+        path, attr = file_source
+        if not Path(path).expanduser().is_file():
+            raise UserError(f"{what} {source!r}: no such file {path}")
+        if not attr:
+            raise UserError(f"{what} {source!r}: name the attribute after the colon")
+        return
+    if sep and rest and scheme:
+        try:
+            found = importlib.util.find_spec(scheme)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise UserError(f"{what} {source!r}: no module named {scheme!r}")
+        return
+    raise UserError(f"{what} {source!r}: not a model source (use builtin:NAME, hf:NAME_OR_DIR, "
+                    f"module:attr, path/to/file.py:attr or a TorchScript .pt file)")
+
+
+def describe_overrides(overrides: Overrides) -> Dict[str, Any]:
+    return {k: v for k, v in asdict(overrides).items() if v is not None}

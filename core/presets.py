@@ -1,0 +1,269 @@
+"""Presets: TOML files that say what to measure and how.
+
+Built-in presets ship in ``latency_tui.presets``; user presets live in
+``<user config dir>/latency-tui/presets/NAME.toml`` and shadow built-ins of the same name; any
+path to a ``.toml`` file works too. Every field is checked here, on load, so that a typo is
+reported with the file and the field before anything runs. The format is documented in the
+README.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from .errors import UserError
+from .specs import COPY_MODES, InputSpec, ModelSpec, StopRule, TensorSpec, WarmupPolicy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on the Python 3.9 stack
+    import tomli as tomllib
+
+DEFAULT_PRESET = "cpu-mlp"
+_SECTIONS = {"name", "description", "model", "inputs", "run", "device", "warmup"}
+_RUN_KEYS = {
+    "device", "batch_sizes", "copies", "workers", "copy_mode", "threads_per_copy",
+    "duration_s", "samples", "sample_cap",
+}
+
+
+@dataclass(frozen=True)
+class RunSection:
+    device: str = "cpu"
+    batch_sizes: Tuple[int, ...] = (1,)
+    copies: Tuple[int, ...] = (1,)
+    workers: Tuple[int, ...] = (1,)
+    copy_mode: str = "thread"
+    threads_per_copy: Optional[int] = None
+    sample_cap: int = 2_000_000
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    path: Optional[Path]
+    description: str
+    #: The TOML document as read.
+    data: Dict[str, Any] = field(hash=False)
+    #: "built-in", "user" or "file".
+    origin: str = "file"
+    model: ModelSpec = field(default_factory=lambda: ModelSpec("builtin:mlp"))
+    inputs: InputSpec = field(default_factory=InputSpec)
+    run: RunSection = field(default_factory=RunSection)
+    device_options: Dict[str, Any] = field(default_factory=dict, hash=False)
+    stop: StopRule = field(default_factory=StopRule)
+    warmup: WarmupPolicy = field(default_factory=WarmupPolicy)
+
+
+def user_preset_dir() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("latency-tui")) / "presets"
+
+
+def _builtin_files() -> Dict[str, Any]:
+    from importlib import resources
+
+    root = resources.files("latency_tui.presets")
+    return {p.name[:-5]: p for p in root.iterdir() if p.name.endswith(".toml")}
+
+
+def list_presets() -> List[Preset]:
+    """Every preset this host knows, user presets first shadowing built-ins of the same name.
+    A broken user preset is skipped here (loading it by name reports what is wrong)."""
+    found: Dict[str, Preset] = {}
+    user_dir = user_preset_dir()
+    if user_dir.is_dir():
+        for path in sorted(user_dir.glob("*.toml")):
+            try:
+                found[path.stem] = _load_file(path, origin="user")
+            except UserError:
+                continue
+    for name, resource in sorted(_builtin_files().items()):
+        if name not in found:
+            found[name] = parse_preset(resource.read_text(encoding="utf-8"), name=name,
+                                       path=None, origin="built-in", where=f"preset {name}")
+    return sorted(found.values(), key=lambda p: p.name)
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A preset by name (user, then built-in) or by path to a TOML file."""
+    candidate = Path(name_or_path).expanduser()
+    looks_like_path = name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path
+    if looks_like_path:
+        if not candidate.is_file():
+            raise UserError(f"preset file {name_or_path}: no such file")
+        return _load_file(candidate, origin="file")
+    user_file = user_preset_dir() / f"{name_or_path}.toml"
+    if user_file.is_file():
+        return _load_file(user_file, origin="user")
+    builtins = _builtin_files()
+    if name_or_path in builtins:
+        return parse_preset(builtins[name_or_path].read_text(encoding="utf-8"), name=name_or_path,
+                            path=None, origin="built-in", where=f"preset {name_or_path}")
+    known = sorted(set(builtins) | {p.stem for p in user_dir_files()})
+    raise UserError(f"unknown preset {name_or_path!r} (known: {', '.join(known)}; "
+                    f"or give a path to a .toml file)")
+
+
+def user_dir_files() -> List[Path]:
+    directory = user_preset_dir()
+    return sorted(directory.glob("*.toml")) if directory.is_dir() else []
+
+
+def _load_file(path: Path, *, origin: str) -> Preset:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"preset file {path}: {exc.strerror or exc}") from None
+    return parse_preset(text, name=path.stem, path=path.resolve(), origin=origin, where=str(path))
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+class _Fields:
+    """Typed reads from one TOML table, with errors that name the file and the field."""
+
+    def __init__(self, table: Any, where: str, prefix: str) -> None:
+        if not isinstance(table, dict):
+            raise UserError(f"{where}: [{prefix}] must be a table")
+        self.table, self.where, self.prefix = table, where, prefix
+
+    def fail(self, key: str, message: str) -> UserError:
+        return UserError(f"{self.where}: {self.prefix}.{key} {message}")
+
+    def check_keys(self, allowed: set) -> None:
+        unknown = sorted(set(self.table) - allowed)
+        if unknown:
+            raise self.fail(unknown[0], f"is not a known field (known: {', '.join(sorted(allowed))})")
+
+    def string(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        value = self.table.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise self.fail(key, f"must be a non-empty string, not {value!r}")
+        return value
+
+    def number(self, key: str, default: Any, *, integer: bool = False, positive: bool = True,
+               allow_zero: bool = False) -> Any:
+        value = self.table.get(key, default)
+        if value is None:
+            return None
+        kind = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise self.fail(key, f"must be {'an integer' if integer else 'a number'}, not {value!r}")
+        if positive and (value < 0 or (value == 0 and not allow_zero)):
+            raise self.fail(key, f"must be {'>= 0' if allow_zero else '> 0'}, not {value!r}")
+        return value
+
+    def int_list(self, key: str, default: Tuple[int, ...]) -> Tuple[int, ...]:
+        value = self.table.get(key, list(default))
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if (not isinstance(value, list) or not value
+                or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)):
+            raise self.fail(key, f"must be a list of positive integers, not {value!r}")
+        return tuple(dict.fromkeys(value))
+
+
+def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, where: str) -> Preset:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{where}: malformed TOML ({exc})") from None
+    unknown = sorted(set(data) - _SECTIONS)
+    if unknown:
+        raise UserError(f"{where}: {unknown[0]!r} is not a known section or field "
+                        f"(known: {', '.join(sorted(_SECTIONS))})")
+    top = _Fields(data, where, "preset")
+    name = top.string("name", name) or name
+    description = top.string("description", "") if data.get("description") else ""
+
+    if "model" not in data:
+        raise UserError(f"{where}: [model] with a source is required")
+    m = _Fields(data["model"], where, "model")
+    m.check_keys({"source", "options", "preprocess", "postprocess"})
+    source = m.string("source")
+    if source is None:
+        raise m.fail("source", "is required (e.g. \"builtin:mlp\", \"hf:bert-base-cased\")")
+    options = data["model"].get("options", {})
+    if not isinstance(options, dict):
+        raise m.fail("options", "must be a table")
+    model = ModelSpec(source=source, options=dict(options), preprocess=m.string("preprocess"),
+                      postprocess=m.string("postprocess"))
+
+    inputs = _parse_inputs(data.get("inputs", {}), where)
+
+    r = _Fields(data.get("run", {}), where, "run")
+    r.check_keys(_RUN_KEYS)
+    copy_mode = r.string("copy_mode", "thread")
+    if copy_mode not in COPY_MODES:
+        raise r.fail("copy_mode", f"must be one of {', '.join(COPY_MODES)}, not {copy_mode!r}")
+    run = RunSection(
+        device=r.string("device", "cpu"),
+        batch_sizes=r.int_list("batch_sizes", (1,)),
+        copies=r.int_list("copies", (1,)),
+        workers=r.int_list("workers", (1,)),
+        copy_mode=copy_mode,
+        threads_per_copy=r.number("threads_per_copy", None, integer=True),
+        sample_cap=r.number("sample_cap", 2_000_000, integer=True),
+    )
+    stop = StopRule(duration_s=r.number("duration_s", 10.0), samples=r.number("samples", None, integer=True))
+
+    device_options = data.get("device", {})
+    if not isinstance(device_options, dict):
+        raise UserError(f"{where}: [device] must be a table of backend options")
+
+    w = _Fields(data.get("warmup", {}), where, "warmup")
+    w.check_keys({f.name for f in fields(WarmupPolicy)})
+    defaults = WarmupPolicy()
+    warmup = WarmupPolicy(
+        min_iterations=w.number("min_iterations", defaults.min_iterations, integer=True, allow_zero=True),
+        max_iterations=w.number("max_iterations", defaults.max_iterations, integer=True),
+        min_s=w.number("min_s", defaults.min_s, allow_zero=True),
+        max_s=w.number("max_s", defaults.max_s),
+        window=w.number("window", defaults.window, integer=True),
+        tolerance=w.number("tolerance", defaults.tolerance),
+    )
+    if warmup.min_iterations > warmup.max_iterations:
+        raise w.fail("min_iterations", f"({warmup.min_iterations}) exceeds warmup.max_iterations "
+                                       f"({warmup.max_iterations})")
+    return Preset(name=name, path=path, description=description, data=data, origin=origin,
+                  model=model, inputs=inputs, run=run, device_options=dict(device_options),
+                  stop=stop, warmup=warmup)
+
+
+def _parse_inputs(table: Any, where: str) -> InputSpec:
+    f = _Fields(table, where, "inputs")
+    f.check_keys({"tensors", "texts", "max_length", "as_kwargs", "seed"})
+    texts = table.get("texts", [])
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise f.fail("texts", "must be a list of strings")
+    tensors = []
+    raw = table.get("tensors", [])
+    if not isinstance(raw, list):
+        raise f.fail("tensors", "must be an array of tables ([[inputs.tensors]])")
+    for i, entry in enumerate(raw):
+        t = _Fields(entry, where, f"inputs.tensors[{i}]")
+        t.check_keys({"name", "shape", "dtype", "low", "high"})
+        shape = entry.get("shape")
+        if (not isinstance(shape, list)
+                or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in shape)):
+            raise t.fail("shape", f"must be a list of positive integers (no batch dimension), not {shape!r}")
+        tensors.append(TensorSpec(
+            name=t.string("name", f"input{i}"), shape=tuple(shape), dtype=t.string("dtype", "float32"),
+            low=t.number("low", 0, integer=True, positive=False),
+            high=t.number("high", 2, integer=True, positive=False),
+        ))
+    as_kwargs = table.get("as_kwargs", False)
+    if not isinstance(as_kwargs, bool):
+        raise f.fail("as_kwargs", f"must be true or false, not {as_kwargs!r}")
+    return InputSpec(
+        tensors=tuple(tensors), texts=tuple(texts),
+        max_length=f.number("max_length", 128, integer=True), as_kwargs=as_kwargs,
+        seed=f.number("seed", 0, integer=True, allow_zero=True),
+    )

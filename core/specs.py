@@ -1,0 +1,125 @@
+"""Frozen descriptions of what to measure: the model, its inputs, the sweep and the stop rules.
+
+Specs are plain data (strings, numbers, tuples) so that they pickle into a spawned copy process
+and serialise into the session file unchanged. ``presets`` builds them from TOML, ``plan`` from
+a preset plus command-line overrides; nothing downstream changes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+COPY_MODES = ("thread", "process")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One synthetic input tensor; ``shape`` leaves out the batch dimension."""
+
+    name: str
+    shape: Tuple[int, ...]
+    dtype: str = "float32"
+    #: Integer tensors draw from ``[low, high)`` (a vocabulary, a category count);
+    #: floating tensors from a normal distribution and ignore both.
+    low: int = 0
+    high: int = 2
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to make the model's inputs: synthetic tensors, or sample texts for a tokenizer.
+
+    Empty means "whatever the model source provides" (built-ins and factories that return
+    example inputs know their own).
+    """
+
+    tensors: Tuple[TensorSpec, ...] = ()
+    texts: Tuple[str, ...] = ()
+    max_length: int = 128
+    #: Pass the tensors as keyword arguments (``model(**inputs)``) rather than positionally.
+    as_kwargs: bool = False
+    seed: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.tensors and not self.texts
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where the model comes from.
+
+    ``source`` is one of ``builtin:NAME``, ``hf:NAME_OR_DIR``, ``package.module:attr``,
+    ``path/to/file.py:attr`` or a TorchScript file (``*.pt``, ``*.ts``, ``torchscript:PATH``).
+    ``options`` are passed to the source (a built-in's sizes, ``from_pretrained`` keywords).
+    """
+
+    source: str
+    options: Dict[str, Any] = field(default_factory=dict, hash=False)
+    preprocess: Optional[str] = None
+    postprocess: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class WarmupPolicy:
+    """When warm-up may end: once two consecutive windows agree, within these bounds.
+
+    The run stops warming up at the first of ``max_iterations`` or ``max_s``; before
+    ``min_iterations`` and ``min_s`` it never stops, stable or not.
+    """
+
+    min_iterations: int = 10
+    max_iterations: int = 5000
+    min_s: float = 0.0
+    max_s: float = 30.0
+    window: int = 20
+    #: Two windows agree when their medians, and their interquartile ranges relative to
+    #: the median, differ by at most this fraction.
+    tolerance: float = 0.05
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When measuring ends: after ``duration_s``, after ``samples`` inferences, or the first."""
+
+    duration_s: Optional[float] = 10.0
+    samples: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One point of a sweep: the device, the batch size and how many copies and workers."""
+
+    device: str = "cpu"
+    batch_size: int = 1
+    copies: int = 1
+    workers_per_copy: int = 1
+    copy_mode: str = "thread"
+    #: Intra-op threads per copy (CPU); ``None`` shares the host's cores out among copies.
+    threads_per_copy: Optional[int] = None
+    #: Backend options from the preset's ``[device]`` table (fake latencies, a CUDA index).
+    device_options: Dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def label(self) -> str:
+        return f"batch {self.batch_size}, {self.copies} x {self.workers_per_copy}"
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run needs: resolved from a preset and overrides, then only read."""
+
+    name: str
+    model: ModelSpec
+    inputs: InputSpec
+    configs: Tuple[RunConfig, ...]
+    stop: StopRule
+    warmup: WarmupPolicy
+    #: Latencies kept exactly per configuration; past it, a log-bucketed histogram.
+    sample_cap: int = 2_000_000
+    #: The preset as resolved (after overrides), recorded in the session.
+    preset: Dict[str, Any] = field(default_factory=dict, hash=False)

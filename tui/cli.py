@@ -1,0 +1,221 @@
+"""The ``latency-tui`` command: the TUI by default, ``run`` headless, ``presets``, ``show``.
+
+Exit codes: 0 when every configuration finished, 1 when one failed, 2 on bad input (with a
+one-line reason naming the file, field or argument, and nothing written), 130 when interrupted.
+Only argparse and the core's light modules are imported before a subcommand needs more, so
+``--help`` and ``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from ..core import __version__
+from ..core.errors import UserError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _positive_float(what: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _int_list(what: str):
+    def parse(text: str):
+        from ..core.plan import parse_int_list
+
+        try:
+            return parse_int_list(text, what)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    parse.__name__ = what
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latency-tui",
+        description="Measure model inference latency and throughput, live in the terminal. "
+                    "With no command, opens the TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"latency-tui {__version__}")
+    parser.add_argument("--preset", help="preset name or path to a .toml file (default cpu-mlp)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a preset headless and print a results table",
+                         description="Run a preset headless: progress on stderr, the results "
+                                     "table on stdout, the session saved as JSON.")
+    run.add_argument("--preset", dest="run_preset", metavar="NAME|PATH",
+                     help="preset name or path to a .toml file (default cpu-mlp)")
+    run.add_argument("--model", help="model source: builtin:NAME, hf:NAME_OR_DIR, module:attr, "
+                                     "path/to/file.py:attr or a TorchScript .pt file")
+    run.add_argument("--device", help="cpu (cuda and neuron: later versions) or fake")
+    run.add_argument("--batch-sizes", type=_int_list("--batch-sizes"), metavar="1,8",
+                     help="batch sizes to sweep")
+    run.add_argument("--copies", type=_int_list("--copies"), metavar="1,2",
+                     help="model copies to sweep")
+    run.add_argument("--workers", type=_int_list("--workers"), metavar="1,2",
+                     help="worker threads per copy to sweep")
+    run.add_argument("--copy-mode", choices=("thread", "process"),
+                     help="copies as threads in this process or as spawned processes")
+    run.add_argument("--duration", type=_positive_float("--duration"), metavar="SECONDS",
+                     help="measuring time per configuration")
+    run.add_argument("--samples", type=_positive_int, metavar="N",
+                     help="inferences per configuration (with --duration: whichever comes first)")
+    run.add_argument("--warmup-max", type=_positive_float("--warmup-max"), metavar="SECONDS",
+                     help="longest warm-up per configuration")
+    run.add_argument("--json", metavar="PATH", help="where to write the session "
+                     "(default: a new file in the user data directory)")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+
+    sub.add_parser("presets", help="list the presets (built-in and user)")
+    show = sub.add_parser("show", help="print the results table of a saved session")
+    show.add_argument("session", metavar="SESSION.json")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "presets":
+            return _presets()
+        if args.command == "show":
+            return _show(args.session)
+        return _tui(args.preset)
+    except UserError as exc:
+        print(f"latency-tui: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def default_session_path(preset_name: str) -> Path:
+    import datetime as dt
+
+    from platformdirs import user_data_dir
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    directory = Path(user_data_dir("latency-tui")) / "sessions"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{preset_name}-{stamp}.json"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..core.engine import Engine
+    from ..core.events import fan_out
+    from ..core.plan import Overrides, build_plan
+    from ..core.presets import DEFAULT_PRESET, load_preset
+    from ..core.session import SessionRecorder, check_writable
+    from .headless import ProgressDisplay, output_console, results_table
+
+    preset = load_preset(args.run_preset or args.preset or DEFAULT_PRESET)
+    plan = build_plan(preset, Overrides(
+        model=args.model, device=args.device, batch_sizes=args.batch_sizes, copies=args.copies,
+        workers=args.workers, copy_mode=args.copy_mode, duration_s=args.duration,
+        samples=args.samples, warmup_max_s=args.warmup_max,
+    ))
+    path = check_writable(args.json) if args.json else default_session_path(plan.name)
+    recorder = SessionRecorder(path)
+    sinks = [recorder]
+    display = None
+    if not args.quiet:
+        display = ProgressDisplay()
+        sinks.append(display)
+    engine = Engine(plan, fan_out(*sinks))
+    outcome: List = []
+    failure: List[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.extend(engine.run())
+        except BaseException as exc:  # surfaced in the main thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, name="latency-tui-engine", daemon=True)
+    thread.start()
+    interrupted = False
+    while thread.is_alive():
+        try:
+            thread.join(0.2)
+        except KeyboardInterrupt:
+            if interrupted:  # a second ^C: leave now, the session holds what finished
+                break
+            interrupted = True
+            print("latency-tui: stopping (the configuration in progress is kept as cancelled; "
+                  "^C again to quit at once)", file=sys.stderr)
+            engine.stop()
+    if display is not None:
+        display.close()
+    if failure:
+        raise failure[0]
+    results = recorder.session.results
+    output_console().print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
+    if results:
+        print(f"session written to {path}", file=sys.stderr)
+    else:
+        print("no configuration finished; no session written", file=sys.stderr)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+
+
+def _presets() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..core.presets import list_presets, user_preset_dir
+
+    table = Table(header_style="bold")
+    for name in ("preset", "origin", "model", "device", "batch", "copies", "workers", "description"):
+        table.add_column(name)
+    for p in list_presets():
+        table.add_row(p.name, p.origin, p.model.source, p.run.device,
+                      ",".join(map(str, p.run.batch_sizes)), ",".join(map(str, p.run.copies)),
+                      ",".join(map(str, p.run.workers)), p.description)
+    console = Console()
+    console.print(table)
+    console.print(f"user presets: {user_preset_dir()}/*.toml", highlight=False)
+    return EXIT_OK
+
+
+def _show(path: str) -> int:
+    from ..core.session import load_session
+    from .headless import output_console, results_table
+
+    session = load_session(path)
+    title = f"{session.preset.get('name', '?')}: {session.model.get('source', '?')} ({session.created})"
+    output_console().print(results_table(session.results, title=title))
+    return EXIT_OK
+
+
+def _tui(preset: Optional[str]) -> int:
+    from .app import run_app
+
+    return run_app(preset)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

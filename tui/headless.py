@@ -1,0 +1,135 @@
+"""The headless face of the engine: a progress display and a results table, for SSH sessions,
+scripts and CI. It reads the same event stream as the TUI.
+
+On a terminal the progress is a live line per configuration (rich); otherwise plain lines, one
+per phase and one every few seconds while measuring, so that logs stay readable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import IO, Iterable, List, Optional
+
+from rich.console import Console
+from rich.table import Table
+
+from ..core.events import (
+    ConfigFinished, ConfigStarted, Event, PhaseChanged, Progress, RunFinished, RunStarted,
+    WarmupFinished,
+)
+from ..core.measurement import ConfigResult
+
+PLAIN_PROGRESS_EVERY_S = 5.0
+
+
+def _fmt_ms(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.1f}"
+    if value >= 1:
+        return f"{value:.3f}"
+    return f"{value:.4f}"
+
+
+def results_table(results: Iterable[ConfigResult], title: Optional[str] = None) -> Table:
+    """The results as a rich table: one row per configuration."""
+    table = Table(title=title, header_style="bold", show_lines=False)
+    for name in ("batch", "copies", "workers", "inf/s", "samples/s", "p50 ms", "p90 ms",
+                 "p99 ms", "samples", "status"):
+        table.add_column(name, justify="left" if name == "status" else "right")
+    for result in results:
+        c, lat, thr = result.config, result.latency, result.throughput
+        status = result.status if not result.error else f"{result.status}: {result.error}"
+        table.add_row(
+            str(c.batch_size), str(c.copies), str(c.workers_per_copy),
+            f"{thr.inferences_per_s:,.1f}" if thr else "-",
+            f"{thr.samples_per_s:,.1f}" if thr else "-",
+            _fmt_ms(lat["p50"] if lat else None), _fmt_ms(lat["p90"] if lat else None),
+            _fmt_ms(lat["p99"] if lat else None), f"{result.samples:,}", status,
+        )
+    return table
+
+
+class ProgressDisplay:
+    """An event sink that shows how the run proceeds on ``stream`` (stderr by default)."""
+
+    def __init__(self, stream: Optional[IO[str]] = None, *, live: Optional[bool] = None) -> None:
+        self.console = Console(file=stream, stderr=stream is None, highlight=False)
+        self.live = self.console.is_terminal if live is None else live
+        self._lock = threading.Lock()
+        self._status = ""
+        self._total = 0
+        self._index = 0
+        self._last_plain = 0.0
+        self._live = None
+
+    # The engine calls this from its own thread: it only formats a line and returns.
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, RunStarted):
+                self._total = len(event.plan.configs)
+                self._line(f"latency-tui: preset {event.plan.name}, model {event.plan.model.source}, "
+                           f"{self._total} configuration(s)", force=True)
+                self._start_live()
+            elif isinstance(event, ConfigStarted):
+                self._index = event.index
+                self._status = f"[{event.index + 1}/{event.total}] {event.config.device} {event.config.label}"
+                self._line(f"{self._status}: starting", force=True)
+            elif isinstance(event, PhaseChanged):
+                detail = f" ({event.detail})" if event.detail else ""
+                self._line(f"{self._status}: {event.phase}{detail}", force=True)
+            elif isinstance(event, WarmupFinished):
+                stable = "stable" if event.stable else "NOT stable"
+                self._line(f"{self._status}: warm-up {event.iterations} iterations, {stable}, "
+                           f"first inference {_fmt_ms(event.first_inference_ms)} ms", force=True)
+            elif isinstance(event, Progress):
+                fraction = f" {event.fraction * 100:3.0f}%" if event.fraction is not None else ""
+                rate = event.samples / event.elapsed_s if event.elapsed_s > 0 else 0.0
+                self._line(f"{self._status}: measuring{fraction}, {event.samples:,} inferences, "
+                           f"{event.elapsed_s:.1f} s, {rate:,.0f} inf/s", force=False)
+            elif isinstance(event, ConfigFinished):
+                r = event.result
+                tail = f" - {r.error}" if r.error else ""
+                p99 = f", p99 {_fmt_ms(r.latency['p99'])} ms" if r.latency else ""
+                self._line(f"{self._status}: {r.status}, {r.samples:,} inferences{p99}{tail}", force=True)
+            elif isinstance(event, RunFinished):
+                self._stop_live()
+
+    def _start_live(self) -> None:
+        if self.live:
+            from rich.live import Live
+            from rich.text import Text
+
+            self._live = Live(Text(""), console=self.console, refresh_per_second=4, transient=True)
+            self._live.start()
+
+    def _stop_live(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _line(self, text: str, *, force: bool) -> None:
+        if self._live is not None:
+            from rich.text import Text
+
+            if force:
+                self._live.console.print(text)
+            self._live.update(Text(text))
+            return
+        now = time.monotonic()
+        if force or now - self._last_plain >= PLAIN_PROGRESS_EVERY_S:
+            self._last_plain = now
+            self.console.print(text, soft_wrap=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop_live()
+
+
+def output_console() -> Console:
+    """The console for tables on stdout: as wide as the terminal, or wide enough that a
+    table piped into a file or a CI log is not cut into ellipses."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
