@@ -149,7 +149,8 @@ class Engine:
         plan = self.plan
         for each in copies:
             each.begin()
-        self.sink(PhaseChanged(index, "warmup", f"{len(copies)} {'copy' if len(copies) == 1 else 'copies'} warming up"))
+        noun = "copy" if len(copies) == 1 else "copies"
+        self.sink(PhaseChanged(index, "warmup", f"{len(copies)} {noun} warming up"))
         reports = self._wait_ready(copies)
         if reports is None:
             return ConfigResult(config=config, status="cancelled", error="stopped during warm-up")

@@ -177,8 +177,9 @@ class ThreadCopy:
         )
         self._prepared = prepared
         if self._staged:
-            pre = load_callable(job.model.preprocess, "model.preprocess") if job.model.preprocess else None
-            post = load_callable(job.model.postprocess, "model.postprocess") if job.model.postprocess else None
+            model = job.model
+            pre = load_callable(model.preprocess, "model.preprocess") if model.preprocess else None
+            post = load_callable(model.postprocess, "model.postprocess") if model.postprocess else None
             self._pipeline = (pre, post, inputs)
         tracker = WarmupTracker(job.warmup)
         one = self._one_inference(prepared)

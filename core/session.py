@@ -174,7 +174,13 @@ def check_writable(path: PathLike, *, what: str = "--json") -> Path:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"{what} {target}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+    try:  # the only sure test, for root too: create a file there
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{what} {target}: not writable ({exc.strerror or exc})") from None
+    if target.exists() and not os.access(target, os.W_OK):
         raise UserError(f"{what} {target}: not writable")
     return target
 

@@ -1,0 +1,35 @@
+"""Helpers the tests import: small plans on the fake device, built the real way."""
+
+from __future__ import annotations
+
+import textwrap
+
+
+def fake_plan(*, latency_ms=0.2, duration_s=0.3, samples=None, batch_sizes=(1,), copies=(1,),
+              workers=(1,), copy_mode="thread", warmup=None, model="builtin:noop", **device):
+    """A RunPlan on the fake device, built through the real preset parser and planner."""
+    from latency_tui.core.plan import Overrides, build_plan
+    from latency_tui.core.presets import parse_preset
+
+    device_lines = "\n".join(f"{k} = {v!r}" for k, v in {"latency_ms": latency_ms, **device}.items())
+    device_lines = device_lines.replace("'", '"')
+    warmup = warmup or {"min_iterations": 3, "max_iterations": 50, "window": 5, "max_s": 2.0}
+    warmup_lines = "\n".join(f"{k} = {v}" for k, v in warmup.items())
+    text = f"""
+        [model]
+        source = "{model}"
+        [run]
+        device = "fake"
+        copy_mode = "{copy_mode}"
+        batch_sizes = {list(batch_sizes)}
+        copies = {list(copies)}
+        workers = {list(workers)}
+        duration_s = {duration_s}
+        [device]
+        {device_lines}
+        [warmup]
+        {warmup_lines}
+    """
+    preset = parse_preset(textwrap.dedent(text), name="fake", path=None, origin="file",
+                          where="test preset")
+    return build_plan(preset, Overrides(samples=samples, duration_s=duration_s if samples else None))

@@ -1,0 +1,129 @@
+"""The command line as a user meets it: exit codes, messages, tables and session files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from latency_tui.tui.cli import main
+
+WORKLOADS = Path(__file__).parent / "workloads.py"
+
+
+def cli(*args, timeout=300, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "latency_tui.tui", *args], capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **env},
+    )
+
+
+@pytest.mark.slow
+def test_run_cpu_mlp_end_to_end(tmp_path):
+    session = tmp_path / "s.json"
+    done = cli("run", "--preset", "cpu-mlp", "--duration", "1", "--json", str(session))
+    assert done.returncode == 0, done.stderr
+    for column in ("batch", "copies", "workers", "inf/s", "p50 ms", "p99 ms", "status"):
+        assert column in done.stdout
+    assert done.stdout.count("finished") == 2
+    assert "Traceback" not in done.stderr
+    assert "warm-up" in done.stderr and "measuring" in done.stderr  # plain progress lines
+    data = json.loads(session.read_text())
+    assert [r["config"]["batch_size"] for r in data["results"]] == [1, 8]
+    assert data["model"]["source"] == "builtin:mlp" and data["model"]["parameters"] > 1000
+    assert all(r["latency_ms"]["p50"] > 0 for r in data["results"])
+    shown = cli("show", str(session))
+    assert shown.returncode == 0 and shown.stdout.count("finished") == 2
+
+
+def test_run_with_the_default_session_path(capsys):
+    code = main(["run", "--model", "builtin:noop", "--device", "fake", "--duration", "0.2", "--quiet"])
+    assert code == 0
+    err = capsys.readouterr().err
+    path = Path(err.split("session written to ", 1)[1].split()[0])
+    assert path.is_file() and "latency-tui" in str(path)
+
+
+def test_a_model_that_raises_fails_its_configuration_and_exits_1(tmp_path, capsys):
+    session = tmp_path / "s.json"
+    code = main(["run", "--model", f"{WORKLOADS}:fails_at_batch_8", "--batch-sizes", "1,8",
+                 "--duration", "0.2", "--json", str(session), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "failed: ValueError: batch 8 is not supported" in out
+    statuses = [r["status"] for r in json.loads(session.read_text())["results"]]
+    assert statuses == ["finished", "failed"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--preset", "nope"], "unknown preset 'nope'"),
+    (["run", "--preset", "missing.toml"], "preset file missing.toml: no such file"),
+    (["run", "--model", "builtin:nope"], "--model 'builtin:nope': unknown built-in model"),
+    (["run", "--model", "nowhere/net.py:Net"], "no such file nowhere/net.py"),
+    (["run", "--device", "tpu"], "--device 'tpu': unknown device"),
+    (["run", "--json", "/proc/latency.json"], "--json /proc/latency.json: not writable"),
+    (["run", "--json", "/no/such/dir/s.json"], "directory /no/such/dir does not exist"),
+    (["show", "/no/such/session.json"], "/no/such/session.json: No such file"),
+])
+def test_bad_input_exits_2_with_one_line_naming_it(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--batch-sizes", "0"], "argument --batch-sizes: 0 must be at least 1"),
+    (["run", "--batch-sizes=-2,4"], "must be at least 1"),
+    (["run", "--batch-sizes", "eight"], "'eight' is not an integer"),
+    (["run", "--duration", "0"], "argument --duration: must be more than 0"),
+    (["run", "--copy-mode", "fork"], "invalid choice: 'fork'"),
+    (["run", "--samples", "0"], "must be at least 1"),
+])
+def test_bad_arguments_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset_text, message", [
+    ("[model\n", "malformed TOML"),
+    ('[model]\nsource = "builtin:mlp"\n[run]\nbatch_sizes = [0]\n', "run.batch_sizes must be"),
+    ('[model]\nsource = "builtin:mlp"\n[run]\nduration_s = 0\n', "run.duration_s must be > 0"),
+    ('[run]\ndevice = "cpu"\n', "[model] with a source is required"),
+])
+def test_bad_preset_file_exits_2_and_writes_nothing(write_preset, tmp_path, preset_text, message, capsys):
+    path = write_preset(preset_text)
+    session = tmp_path / "out.json"
+    assert main(["run", "--preset", str(path), "--json", str(session)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err
+    assert not session.exists()
+
+
+def test_presets_lists_the_builtins(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("cpu-mlp", "cpu-bert", "bert-base-cased"):
+        assert name in out
+
+
+def test_help_and_version_answer_fast_without_importing_torch():
+    code = ("import sys, time; t = time.perf_counter(); from latency_tui.tui.cli import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit: pass\n"
+            "assert 'torch' not in sys.modules and 'textual' not in sys.modules, sorted(sys.modules)\n"
+            "print(time.perf_counter() - t)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("latency-tui ")
+    started = time.perf_counter()
+    helped = cli("--help")
+    assert helped.returncode == 0 and "run" in helped.stdout and "presets" in helped.stdout
+    # A generous bound for a loaded CI machine; the README quotes the measured figure.
+    assert time.perf_counter() - started < 5

@@ -1,0 +1,182 @@
+"""The engine end to end on the fake device: events, stop rules, warm-up, failures, copies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import fake_plan
+from latency_tui.core.engine import Engine
+from latency_tui.core.events import (
+    ConfigFinished, ConfigStarted, ModelLoaded, Progress, RunFinished, RunStarted, Samples,
+    WarmupFinished,
+)
+
+WORKLOADS = Path(__file__).parent / "workloads.py"
+
+
+def run(plan):
+    events = []
+    results = Engine(plan, events.append).run()
+    return results, events
+
+
+def test_events_tell_the_whole_run_in_order_and_samples_add_up():
+    results, events = run(fake_plan(batch_sizes=(1, 4), duration_s=0.3))
+    kinds = [type(e) for e in events]
+    assert kinds[0] is RunStarted and kinds[-1] is RunFinished
+    assert kinds.count(ConfigStarted) == 2 and kinds.count(ConfigFinished) == 2
+    assert [r.status for r in results] == ["finished", "finished"]
+    for index, result in enumerate(results):
+        streamed = sum(e.latencies_ns.size for e in events if isinstance(e, Samples) and e.index == index)
+        assert streamed == result.samples > 0
+        mine = [type(e) for e in events if getattr(e, "index", None) == index]
+        assert mine.index(ModelLoaded) < mine.index(WarmupFinished) < mine.index(Samples)
+        assert mine[-1] is ConfigFinished
+    assert any(isinstance(e, Progress) for e in events)
+    assert results[1].config.batch_size == 4
+    assert results[1].throughput.samples_per_s == pytest.approx(4 * results[1].throughput.inferences_per_s)
+
+
+def test_latency_is_measured_faithfully_on_a_busy_waiting_device():
+    (result,), _ = run(fake_plan(latency_ms=0.5, duration_s=0.5))
+    assert result.latency["p50"] == pytest.approx(0.5, rel=0.05)
+    assert result.throughput.inferences_per_s == pytest.approx(1000 / 0.5, rel=0.15)
+
+
+def test_warmup_samples_never_enter_the_results():
+    plan = fake_plan(latency_ms=0.2, cold_ms=30.0, decay_iterations=20, decay_ms=5.0,
+                     warmup={"min_iterations": 5, "max_iterations": 500, "window": 5, "max_s": 5})
+    (result,), events = run(plan)
+    assert result.first_inference_ms >= 30
+    assert result.warmup_iterations > 20  # it waited for the decay to end
+    assert result.warmup_stable is True
+    assert result.latency["p99"] < 5.0  # no cold or decaying warm-up sample among them
+
+
+def test_warmup_that_never_stabilises_is_reported():
+    plan = fake_plan(latency_ms=0.3, jitter_ms=0.15, seed=1,
+                     warmup={"min_iterations": 5, "max_iterations": 30, "window": 10,
+                             "tolerance": 0.001, "max_s": 5})
+    (result,), _ = run(plan)
+    assert result.warmup_stable is False and result.warmup_iterations == 30
+    assert any("warm-up did not stabilise" in w for w in result.warnings)
+
+
+def test_sample_count_stop_rule():
+    (result,), _ = run(fake_plan(latency_ms=0.05, samples=500, duration_s=30))
+    assert result.samples == 500
+
+
+def test_a_failing_configuration_is_recorded_and_the_others_still_run():
+    plan = fake_plan(model=f"{WORKLOADS}:fails_at_batch_8", batch_sizes=(1, 8, 2))
+    plan = plan.__class__(**{**plan.__dict__, "configs": tuple(
+        c.__class__(**{**c.__dict__, "device": "cpu", "device_options": {}}) for c in plan.configs)})
+    results, _ = run(plan)
+    assert [r.status for r in results] == ["finished", "failed", "finished"]
+    assert "batch 8 is not supported" in results[1].error
+    assert results[1].error.startswith("ValueError")
+
+
+def test_a_device_failure_mid_run_fails_the_configuration():
+    (result,), _ = run(fake_plan(fail_on="infer", fail_after=100, duration_s=5))
+    assert result.status == "failed"
+    assert "inference 100 failed" in result.error
+
+
+def test_stop_cancels_the_configuration_in_progress_and_skips_the_rest():
+    plan = fake_plan(batch_sizes=(1, 2, 3), duration_s=30)
+    events = []
+    engine = Engine(plan, events.append)
+    thread = threading.Thread(target=engine.run)
+    thread.start()
+    while not any(isinstance(e, Samples) for e in events):
+        time.sleep(0.01)
+    asked = time.perf_counter()
+    engine.stop()
+    thread.join(10)
+    assert time.perf_counter() - asked < 1.0
+    (finished,) = [e for e in events if isinstance(e, RunFinished)]
+    assert finished.cancelled
+    assert [r.status for r in finished.results] == ["cancelled"]
+    assert finished.results[0].samples > 0 and finished.results[0].latency is not None
+
+
+def test_past_the_sample_cap_percentiles_come_from_the_histogram():
+    plan = fake_plan(latency_ms=0.02, duration_s=0.3)
+    plan = plan.__class__(**{**plan.__dict__, "sample_cap": 1000})
+    (result,), _ = run(plan)
+    assert result.samples > 1000
+    assert result.latency.exact is False
+    assert 0 < result.latency.relative_error <= 0.01
+
+
+def test_thread_copies_and_workers_multiply_the_streams():
+    (result,), events = run(fake_plan(latency_ms=1.0, mode="sleep", copies=(2,), workers=(2,),
+                                      duration_s=0.5))
+    # Four sleeping streams overlap: well above one stream's throughput (1,000/s).
+    assert result.throughput.inferences_per_s > 1.5 * 1000
+    assert len(result.details["warmup_iterations_per_copy"]) == 2
+
+
+@pytest.mark.slow
+def test_copies_as_spawned_processes():
+    (result,), events = run(fake_plan(latency_ms=0.5, copies=(2,), copy_mode="process",
+                                      duration_s=0.5))
+    assert result.status == "finished", result.error
+    assert len(result.details["warmup_iterations_per_copy"]) == 2
+    streamed = sum(e.latencies_ns.size for e in events if isinstance(e, Samples))
+    assert streamed == result.samples
+    assert result.latency["p50"] == pytest.approx(0.5, rel=0.1)
+    # Scaling across processes is a benchmark's job (benchmarks/), not a timed test's.
+
+
+@pytest.mark.slow
+def test_a_copy_process_that_fails_to_load_fails_the_configuration():
+    (result,), _ = run(fake_plan(model=f"{WORKLOADS}:failing_factory", copy_mode="process",
+                                 copies=(2,)))
+    assert result.status == "failed"
+    assert "weights are corrupt" in result.error
+
+
+def test_preprocess_and_postprocess_are_timed_apart():
+    plan = fake_plan(latency_ms=0.2, duration_s=0.3)
+    model = plan.model.__class__(source="builtin:noop", preprocess=f"{WORKLOADS}:preprocess",
+                                 postprocess=f"{WORKLOADS}:count_calls")
+    plan = plan.__class__(**{**plan.__dict__, "model": model})
+    (result,), _ = run(plan)
+    assert result.status == "finished", result.error
+    assert set(result.stages) == {"end_to_end", "preprocess", "postprocess"}
+    assert result.stages["end_to_end"]["p50"] > result.latency["p50"]
+    assert result.latency["p50"] == pytest.approx(0.2, rel=0.1)
+
+
+def test_engine_reports_a_busy_wait_within_2_percent_of_a_bare_timed_loop():
+    """The harness must not distort what it measures: p50 of a 200 us busy-wait model through
+    the whole engine (file source, CPU backend, worker thread, collector) against a bare
+    perf_counter_ns loop over the same function."""
+    import importlib.util
+    from time import perf_counter_ns
+
+    from latency_tui.core.plan import Overrides, build_plan
+    from latency_tui.core.presets import parse_preset
+
+    spec = importlib.util.spec_from_file_location("workloads_bare", WORKLOADS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bare = np.empty(2000, dtype=np.int64)
+    for i in range(bare.size):
+        t0 = perf_counter_ns()
+        module.busy_wait()
+        bare[i] = perf_counter_ns() - t0
+    bare_p50 = np.median(bare) / 1e6
+
+    preset = parse_preset(f'[model]\nsource = "{WORKLOADS}:busy_factory"\n[run]\ndevice = "cpu"\n',
+                          name="busy", path=None, origin="file", where="test")
+    (result,), _ = run(build_plan(preset, Overrides(samples=2000)))
+    assert result.status == "finished", result.error
+    assert result.latency["p50"] == pytest.approx(bare_p50, rel=0.02)

@@ -1,0 +1,117 @@
+"""Presets and plans: built-ins load, every field is checked, overrides apply, sweeps multiply."""
+
+from __future__ import annotations
+
+import pytest
+
+from latency_tui.core.errors import UserError
+from latency_tui.core.plan import Overrides, build_plan, parse_int_list
+from latency_tui.core.presets import list_presets, load_preset, user_preset_dir
+
+
+def test_builtin_presets_exist_and_build():
+    names = {p.name for p in list_presets()}
+    assert {"cpu-mlp", "cpu-bert", "bert-base-cased"} <= names
+    for name in names:
+        plan = build_plan(load_preset(name))
+        assert plan.configs and plan.preset["name"] == name
+
+
+def test_sweep_is_the_product_of_batch_copies_and_workers():
+    plan = build_plan(load_preset("cpu-mlp"), Overrides(batch_sizes=(1, 8), copies=(1, 2), workers=(1, 2, 4)))
+    assert len(plan.configs) == 12
+    assert [(c.batch_size, c.copies, c.workers_per_copy) for c in plan.configs][:3] == [
+        (1, 1, 1), (1, 1, 2), (1, 1, 4)]
+    assert plan.preset["run"]["workers"] == [1, 2, 4]
+
+
+def test_overrides_replace_the_preset():
+    plan = build_plan(load_preset("cpu-mlp"), Overrides(model="builtin:noop", duration_s=2.5,
+                                                        copy_mode="process", warmup_max_s=1.0))
+    assert plan.model.source == "builtin:noop"
+    assert plan.stop.duration_s == 2.5 and plan.stop.samples is None
+    assert {c.copy_mode for c in plan.configs} == {"process"}
+    assert plan.warmup.max_s == 1.0
+
+
+def test_user_presets_shadow_builtins_and_are_listed():
+    directory = user_preset_dir()
+    directory.mkdir(parents=True)
+    (directory / "cpu-mlp.toml").write_text('[model]\nsource = "builtin:noop"\n')
+    (directory / "mine.toml").write_text('description = "my own"\n[model]\nsource = "builtin:mlp"\n')
+    presets = {p.name: p for p in list_presets()}
+    assert presets["cpu-mlp"].origin == "user" and presets["mine"].description == "my own"
+    assert load_preset("cpu-mlp").model.source == "builtin:noop"
+
+
+def test_relative_model_paths_resolve_against_the_preset_file(write_preset, tmp_path):
+    (tmp_path / "net.py").write_text("def make():\n    return None\n")
+    path = write_preset('[model]\nsource = "net.py:make"\n')
+    plan = build_plan(load_preset(str(path)))
+    assert plan.model.source == f"{tmp_path / 'net.py'}:make"
+
+
+MLP = '[model]\nsource = "builtin:mlp"\n'
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[model\nsource = "x"', "malformed TOML"),
+    ('[run]\ndevice = "cpu"\n', "[model] with a source is required"),
+    ('[model]\noptions = {}\n', "model.source is required"),
+    ('[model]\nsource = 3\n', "model.source must be a non-empty string"),
+    (MLP + '[run]\nbatch_sizes = "8"\n', "run.batch_sizes must be a list of positive integers"),
+    (MLP + '[run]\nbatch_sizes = [0, 1]\n', "run.batch_sizes must be a list of positive integers"),
+    (MLP + '[run]\nduration_s = 0\n', "run.duration_s must be > 0"),
+    (MLP + '[run]\nduraton_s = 5\n', "run.duraton_s is not a known field"),
+    (MLP + '[run]\ncopy_mode = "fork"\n', "run.copy_mode must be one of thread, process"),
+    (MLP + '[warmup]\nmin_iterations = 10\nmax_iterations = 5\n', "warmup.min_iterations (10) exceeds"),
+    (MLP + '[inputs]\n[[inputs.tensors]]\nshape = [0]\n', "inputs.tensors[0].shape must be"),
+    ('[modle]\nsource = "builtin:mlp"\n', "'modle' is not a known section"),
+])
+def test_a_bad_preset_names_the_file_and_the_field(write_preset, text, message):
+    path = write_preset(text)
+    with pytest.raises(UserError) as caught:
+        load_preset(str(path))
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (Overrides(device="tpu"), "--device 'tpu': unknown device"),
+    (Overrides(device="cuda"), "not in this version yet"),
+    (Overrides(model="builtin:nope"), "unknown built-in model"),
+    (Overrides(model="no_such_module_xyz:Net"), "no module named 'no_such_module_xyz'"),
+    (Overrides(model="missing/net.py:Net"), "no such file missing/net.py"),
+    (Overrides(model="missing.pt"), "no such TorchScript file"),
+    (Overrides(model="just-a-word"), "not a model source"),
+    (Overrides(duration_s=0), "--duration: must be more than 0"),
+    (Overrides(copy_mode="fork"), "--copy-mode"),
+])
+def test_bad_overrides_are_user_errors(overrides, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_plan(load_preset("cpu-mlp"), overrides)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(UserError, match="unknown preset 'nope'.*cpu-mlp"):
+        load_preset("nope")
+    with pytest.raises(UserError, match="no such file"):
+        load_preset("./nope.toml")
+
+
+@pytest.mark.parametrize("text, expected", [("1,2,4,8", (1, 2, 4, 8)), (" 8 ", (8,)), ("2,2,1", (2, 1))])
+def test_parse_int_list(text, expected):
+    assert parse_int_list(text, "batch") == expected
+
+
+@pytest.mark.parametrize("text, message", [("0", "must be at least 1"), ("-1", "must be at least 1"),
+                                           ("a", "is not an integer"), ("", "at least one value")])
+def test_parse_int_list_rejects(text, message):
+    with pytest.raises(UserError, match=message):
+        parse_int_list(text, "batch")
+
+
+def test_fake_device_options_are_checked_when_planning(write_preset):
+    path = write_preset('[model]\nsource = "builtin:noop"\n[run]\ndevice = "fake"\n[device]\nlatency = 1\n')
+    with pytest.raises(UserError, match="device option 'latency': unknown"):
+        build_plan(load_preset(str(path)))
