@@ -183,10 +183,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _presets() -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from ..core.presets import list_presets, user_preset_dir
+    from .headless import output_console
 
     table = Table(header_style="bold")
     for name in ("preset", "origin", "model", "device", "batch", "copies", "workers", "description"):
@@ -195,9 +195,9 @@ def _presets() -> int:
         table.add_row(p.name, p.origin, p.model.source, p.run.device,
                       ",".join(map(str, p.run.batch_sizes)), ",".join(map(str, p.run.copies)),
                       ",".join(map(str, p.run.workers)), p.description)
-    console = Console()
+    console = output_console()
     console.print(table)
-    console.print(f"user presets: {user_preset_dir()}/*.toml", highlight=False)
+    console.print(f"user presets: {user_preset_dir()}/*.toml", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import IO, Iterable, List, Optional
+from typing import IO, Iterable, Optional
 
 from rich.console import Console
 from rich.table import Table
