@@ -44,18 +44,22 @@ class SampleStore:
         self.cap = cap
         self.count = 0
         self._parts: Optional[List[np.ndarray]] = []
-        self.histogram = LogHistogram()
+        #: Built only once the cap is crossed: below it the exact samples say everything.
+        self.histogram: Optional[LogHistogram] = None
 
     def add(self, values: np.ndarray) -> None:
         if not values.size:
             return
         self.count += int(values.size)
+        if self._parts is not None and self.count <= self.cap:
+            self._parts.append(values)
+            return
+        if self.histogram is None:
+            self.histogram = LogHistogram()
+            for part in self._parts or ():
+                self.histogram.add(part)
+            self._parts = None
         self.histogram.add(values)
-        if self._parts is not None:
-            if self.count <= self.cap:
-                self._parts.append(values)
-            else:
-                self._parts = None
 
     @property
     def exact(self) -> bool:
@@ -174,17 +178,21 @@ class Engine:
         error: Optional[str] = None
         cancelled = False
         while True:
-            self._stop.wait(COLLECT_INTERVAL_S)
+            if cancelled:
+                time.sleep(COLLECT_INTERVAL_S / 10)  # the copies are finishing their inference
+            else:
+                self._stop.wait(COLLECT_INTERVAL_S)
+            if self._stop.is_set() and not cancelled:
+                # Pass the stop on before anything else, so it takes effect within one inference.
+                cancelled = True
+                for each in copies:
+                    each.request_stop()
+                self.sink(PhaseChanged(index, "stopping", "stop requested"))
             done = all(each.finished for each in copies)
             self._collect(index, copies, store, stages, start_ns)
             error = error or next((c.error for c in copies if c.error), None)
             if done:
                 break
-            if self._stop.is_set() and not cancelled:
-                cancelled = True
-                self.sink(PhaseChanged(index, "stopping", "stop requested"))
-                for each in copies:
-                    each.request_stop()
             if error is not None or (stop_rule.samples and store.count >= stop_rule.samples):
                 for each in copies:
                     each.request_stop()

@@ -71,9 +71,13 @@ class Recorder:
         while position < written:
             index, offset = divmod(position, size)
             stop = min(written - index * size, size)
-            parts.append(self.chunks[index][offset:stop].copy())
+            chunk = self.chunks[index]
             if stop == size:
-                self.chunks[index] = None  # fully drained: let it go
+                # The writer is done with a full chunk: hand it over instead of copying it.
+                self.chunks[index] = None
+                parts.append(chunk[offset:] if offset else chunk)
+            else:
+                parts.append(chunk[offset:stop].copy())
             position = index * size + stop
         self.read = written
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
