@@ -257,7 +257,8 @@ def _concat(parts: List[np.ndarray]) -> np.ndarray:
 
 # -- copies as processes ------------------------------------------------------------------
 
-_POLL_S = 0.02
+#: How often a copy process forwards its samples; a stop message wakes it at once regardless.
+_POLL_S = 0.1
 
 
 def _process_main(conn: Any, job: CopyJob) -> None:
