@@ -10,7 +10,6 @@ skips the rest.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from time import perf_counter_ns
@@ -28,7 +27,7 @@ from .histogram import LogHistogram
 from .host import host_facts
 from .measurement import ConfigResult, LatencySummary
 from .runner import (
-    FOREVER_NS, CopyJob, Drained, auto_threads, describe_error, make_copies, worker_quota,
+    FOREVER_NS, CopyJob, Drained, auto_threads, describe_error, make_copies, worker_quotas,
 )
 from .specs import RunConfig, RunPlan
 from .stats import summarize, summarize_histogram, throughput
@@ -132,7 +131,7 @@ class Engine:
         plan = self.plan
         backend = get_backend(config.device, config.device_options)
         backend.check_available()
-        threads = config.threads_per_copy or auto_threads(config.copies, os.cpu_count())
+        threads = config.threads_per_copy or auto_threads(config.copies)
         loaded = self._load_once(index) if config.copy_mode == "thread" else None
         if config.copy_mode == "process":
             self.sink(PhaseChanged(index, "loading", f"starting {config.copies} copy processes"))
@@ -168,9 +167,10 @@ class Engine:
         stop_rule = plan.stop
         start_ns = perf_counter_ns()
         deadline_ns = start_ns + int(stop_rule.duration_s * 1e9) if stop_rule.duration_s else FOREVER_NS
-        quota = worker_quota(stop_rule.samples, config.copies * config.workers_per_copy)
-        for each in copies:
-            each.go(start_ns, deadline_ns, quota)
+        workers = config.workers_per_copy
+        quotas = worker_quotas(stop_rule.samples, config.copies * workers)
+        for i, each in enumerate(copies):
+            each.go(start_ns, deadline_ns, quotas[i * workers:(i + 1) * workers])
         self.sink(PhaseChanged(index, "measuring"))
 
         store = SampleStore(plan.sample_cap)
@@ -196,7 +196,8 @@ class Engine:
             if error is not None or (stop_rule.samples and store.count >= stop_rule.samples):
                 for each in copies:
                     each.request_stop()
-        end_ns = max((each.end_ns for each in copies), default=start_ns)
+        now_ns = perf_counter_ns()  # for a copy that ended without saying when (it died)
+        end_ns = max((each.end_ns or now_ns for each in copies), default=start_ns)
         duration_s = max(end_ns - start_ns, 1) / 1e9
         status = "failed" if error else ("cancelled" if cancelled else "finished")
         summary = store.summary()

@@ -98,6 +98,25 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     return _load_reference(source)
 
 
+def check_source(spec: ModelSpec) -> None:
+    """Resolve what ``spec`` names without loading weights: a built-in's options, the module or
+    file and attribute of a reference, the preprocess and postprocess callables. Raises
+    ``UserError`` for a misspelt name, so that it is bad input and not a failed run. Imports
+    the user's modules (and so maybe torch): call it off any UI thread."""
+    scheme, _, rest = spec.source.partition(":")
+    label = f"model source {spec.source!r}"
+    if scheme == "builtin" and rest in _BUILTIN_DEFAULTS:
+        _builtin_options(spec.source, _BUILTIN_DEFAULTS[rest], dict(spec.options))
+    elif scheme == "hf":
+        if rest.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(rest)):
+            raise UserError(f"{label}: no such directory {rest}")
+    elif ":" in spec.source and not spec.source.startswith("torchscript:"):
+        _resolve_reference(spec.source, label)
+    for what, ref in (("model.preprocess", spec.preprocess), ("model.postprocess", spec.postprocess)):
+        if ref:
+            load_callable(ref, what)
+
+
 def load_callable(ref: str, what: str) -> Callable[..., Any]:
     """Resolve a ``package.module:attr`` or ``path/to/file.py:attr`` reference to a callable.
 

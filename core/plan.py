@@ -18,6 +18,9 @@ from .errors import UserError
 from .presets import Preset
 from .specs import COPY_MODES, ModelSpec, RunConfig, RunPlan, StopRule
 
+#: The longest duration or warm-up accepted: a week (a longer one is a typo).
+MAX_SECONDS = 7 * 24 * 3600.0
+
 
 @dataclass(frozen=True)
 class Overrides:
@@ -54,21 +57,31 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
     o = overrides
     run = preset.run
     base = preset.path.parent if preset.path else None
-    device = check_device(o.device or run.device, what="--device" if o.device else "run.device")
+    where = str(preset.path) if preset.path else f"preset {preset.name}"
+    for what, value in (("--model", o.model), ("--device", o.device)):
+        if value is not None and not value.strip():
+            raise UserError(f"{what}: must not be empty")
+    device = check_device(o.device if o.device is not None else run.device,
+                          what="--device" if o.device is not None else f"{where}: run.device")
     copy_mode = o.copy_mode or run.copy_mode
     if copy_mode not in COPY_MODES:
         raise UserError(f"--copy-mode: {copy_mode!r} is not one of {', '.join(COPY_MODES)}")
     for what, value in (("--duration", o.duration_s), ("--warmup-max", o.warmup_max_s)):
-        if value is not None and not value > 0:
-            raise UserError(f"{what}: must be more than 0 seconds, not {value:g}")
+        if value is not None and not (0 < value <= MAX_SECONDS):
+            raise UserError(f"{what}: must be more than 0 and at most {MAX_SECONDS:g} seconds, "
+                            f"not {value:g}")
     if o.samples is not None and o.samples <= 0:
         raise UserError(f"--samples: must be at least 1, not {o.samples}")
 
     model = preset.model
     if o.model:
         model = ModelSpec(source=o.model)
-    model = replace(model, source=resolve_source(model.source, base))
-    check_model_source(model.source, what="--model" if o.model else "model.source")
+    model = replace(
+        model, source=resolve_source(model.source, base),
+        preprocess=resolve_source(model.preprocess, base) if model.preprocess else None,
+        postprocess=resolve_source(model.postprocess, base) if model.postprocess else None,
+    )
+    check_model_source(model.source, what="--model" if o.model else f"{where}: model.source")
 
     stop = preset.stop
     if o.duration_s is not None or o.samples is not None:
@@ -85,7 +98,10 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
         for b, c, w in itertools.product(o.batch_sizes or run.batch_sizes, o.copies or run.copies,
                                          o.workers or run.workers)
     )
-    get_backend(device, preset.device_options)  # checks the [device] options now, not mid-run
+    try:
+        get_backend(device, preset.device_options)  # checks the [device] options now, not mid-run
+    except UserError as exc:
+        raise UserError(f"{where}: [device] {exc}") from None
     recorded = {
         "name": preset.name,
         "origin": preset.origin,
@@ -123,15 +139,21 @@ def _split_file_source(source: str) -> Optional[Tuple[str, str]]:
 
 
 def resolve_source(source: str, base: Optional[Path]) -> str:
-    """Make a preset's relative file paths relative to the preset file, not the current
-    directory, so that a preset works from wherever it is run."""
-    if base is None:
-        return source
+    """Expand ``~`` in a source's path, and make a preset's relative paths relative to the
+    preset file, not the current directory, so that a preset works from wherever it is run."""
     file_source = _split_file_source(source)
     if file_source:
         path, attr = file_source
-        if not Path(path).is_absolute() and (base / path).exists():
+        path = str(Path(path).expanduser())
+        if base is not None and not Path(path).is_absolute() and (base / path).exists():
             return f"{base / path}:{attr}"
+        return f"{path}:{attr}"
+    for prefix in ("torchscript:", "hf:", ""):
+        rest = source[len(prefix):]
+        if source.startswith(prefix) and rest.startswith("~"):
+            source = prefix + str(Path(rest).expanduser())
+            break
+    if base is None:
         return source
     for prefix in ("torchscript:", "hf:", ""):
         if source.startswith(prefix):
@@ -173,13 +195,25 @@ def check_model_source(source: str, *, what: str) -> None:
     if sep and rest and scheme:
         try:
             found = importlib.util.find_spec(scheme)
-        except (ImportError, ValueError):
+        except Exception:  # a parent package that fails to import: report it as not found
             found = None
         if found is None:
             raise UserError(f"{what} {source!r}: no module named {scheme!r}")
         return
     raise UserError(f"{what} {source!r}: not a model source (use builtin:NAME, hf:NAME_OR_DIR, "
                     f"module:attr, path/to/file.py:attr or a TorchScript .pt file)")
+
+
+def check_sources(plan: RunPlan) -> None:
+    """Resolve the plan's model, preprocess and postprocess references (importing them), so
+    that a misspelt attribute or option is bad input before anything runs."""
+    from .models import check_source
+
+    try:
+        check_source(plan.model)
+    except UserError as exc:
+        where = plan.preset.get("path")
+        raise UserError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def describe_overrides(overrides: Overrides) -> Dict[str, Any]:

@@ -9,6 +9,7 @@ README.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,6 +24,9 @@ else:  # pragma: no cover - exercised on the Python 3.9 stack
     import tomli as tomllib
 
 DEFAULT_PRESET = "cpu-mlp"
+#: torch dtype names an input tensor may have (checked here, without importing torch).
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8",
+          "bool", "float", "double", "half", "long", "int", "short", "complex64", "complex128")
 _SECTIONS = {"name", "description", "model", "inputs", "run", "device", "warmup"}
 _RUN_KEYS = {
     "device", "batch_sizes", "copies", "workers", "copy_mode", "threads_per_copy",
@@ -152,8 +156,9 @@ class _Fields:
         if value is None:
             return None
         kind = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise self.fail(key, f"must be {'an integer' if integer else 'a number'}, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+            raise self.fail(key, f"must be {'an integer' if integer else 'a finite number'}, "
+                                 f"not {value!r}")
         if positive and (value < 0 or (value == 0 and not allow_zero)):
             raise self.fail(key, f"must be {'>= 0' if allow_zero else '> 0'}, not {value!r}")
         return value
@@ -210,7 +215,12 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
         threads_per_copy=r.number("threads_per_copy", None, integer=True),
         sample_cap=r.number("sample_cap", 2_000_000, integer=True),
     )
-    stop = StopRule(duration_s=r.number("duration_s", 10.0), samples=r.number("samples", None, integer=True))
+    samples = r.number("samples", None, integer=True)
+    # Samples alone means "stop after that many": no default duration then.
+    duration = r.number("duration_s", None if samples else 10.0)
+    if duration is not None and duration > 7 * 24 * 3600:
+        raise r.fail("duration_s", f"must be at most a week (604800), not {duration!r}")
+    stop = StopRule(duration_s=duration, samples=samples)
 
     device_options = data.get("device", {})
     if not isinstance(device_options, dict):
@@ -227,6 +237,8 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
         window=w.number("window", defaults.window, integer=True),
         tolerance=w.number("tolerance", defaults.tolerance),
     )
+    if warmup.min_s > warmup.max_s:
+        raise w.fail("min_s", f"({warmup.min_s}) exceeds warmup.max_s ({warmup.max_s})")
     if warmup.min_iterations > warmup.max_iterations:
         raise w.fail("min_iterations", f"({warmup.min_iterations}) exceeds warmup.max_iterations "
                                        f"({warmup.max_iterations})")
@@ -254,11 +266,15 @@ def _parse_inputs(table: Any, where: str) -> InputSpec:
         if (not isinstance(shape, list)
                 or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in shape)):
             raise t.fail("shape", f"must be a list of positive integers (no batch dimension), not {shape!r}")
-        tensors.append(TensorSpec(
-            name=t.string("name", f"input{i}"), shape=tuple(shape), dtype=t.string("dtype", "float32"),
-            low=t.number("low", 0, integer=True, positive=False),
-            high=t.number("high", 2, integer=True, positive=False),
-        ))
+        dtype = t.string("dtype", "float32")
+        if dtype.replace("torch.", "", 1) not in DTYPES:
+            raise t.fail("dtype", f"unknown dtype {dtype!r} (e.g. {', '.join(DTYPES[:6])})")
+        low = t.number("low", 0, integer=True, positive=False)
+        high = t.number("high", 2, integer=True, positive=False)
+        if high <= low:
+            raise t.fail("high", f"({high}) must be greater than low ({low})")
+        tensors.append(TensorSpec(name=t.string("name", f"input{i}"), shape=tuple(shape),
+                                  dtype=dtype, low=low, high=high))
     as_kwargs = table.get("as_kwargs", False)
     if not isinstance(as_kwargs, bool):
         raise f.fail("as_kwargs", f"must be true or false, not {as_kwargs!r}")

@@ -6,7 +6,7 @@ are threads in this process (``ThreadCopy``) or spawned processes (``ProcessCopy
 copies scale past the GIL and the way a Neuron copy binds to its own core. Both kinds offer the
 engine one life cycle:
 
-    begin() -> ready() -> go(start_ns, deadline_ns, quota) -> drain()... -> finished -> close()
+    begin() -> ready() -> go(start_ns, deadline_ns, quotas) -> drain()... -> finished -> close()
 
 Each copy loads (process) or receives (thread) the model, prepares it on the device, warms up
 until its latency stream is stable, and reports ready; measuring then starts in every copy at
@@ -17,13 +17,15 @@ over a pipe.
 from __future__ import annotations
 
 import copy as _copy
-import math
+import os
 import multiprocessing
+import signal
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from time import perf_counter_ns
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -72,8 +74,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
-def auto_threads(copies: int, cpus: Optional[int]) -> int:
-    return max(1, (cpus or 1) // max(copies, 1))
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity, taskset, a container's cpuset), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def auto_threads(copies: int, cpus: Optional[int] = None) -> int:
+    return max(1, (cpus or usable_cpus()) // max(copies, 1))
 
 
 class ThreadCopy:
@@ -110,10 +120,10 @@ class ThreadCopy:
             raise ConfigurationError(self.error)
         return self.report
 
-    def go(self, start_ns: int, deadline_ns: int, quota: int) -> None:
+    def go(self, start_ns: int, deadline_ns: int, quotas: Tuple[int, ...]) -> None:
         for index in range(self.job.config.workers_per_copy):
             worker = threading.Thread(
-                target=self._work, args=(index, deadline_ns, quota),
+                target=self._work, args=(index, deadline_ns, quotas[index]),
                 name=f"copy{self.job.copy_index}-worker{index}", daemon=True,
             )
             self._workers.append(worker)
@@ -142,8 +152,10 @@ class ThreadCopy:
         self.stop.request()
 
     def join(self, timeout: Optional[float] = None) -> None:
+        """Wait for the workers to end, at most ``timeout`` seconds in all."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for worker in self._workers:
-            worker.join(timeout)
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self.request_stop()
@@ -262,38 +274,77 @@ _POLL_S = 0.1
 
 
 def _process_main(conn: Any, job: CopyJob) -> None:
-    """Entry point of a spawned copy process: a ThreadCopy driven over a pipe."""
+    """Entry point of a spawned copy process: a ThreadCopy driven over a pipe.
+
+    A listener thread reads the parent's messages as they come, so that a stop reaches the
+    copy's workers within one inference, in warm-up or measuring, and a parent that dies ends
+    the copy instead of leaving it running.
+    """
+    # ^C in the terminal reaches every process of the group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .backends import get_backend
 
+    started = threading.Event()
+    stopped = threading.Event()
+    go_args: List[tuple] = []
+    copies: List[ThreadCopy] = []
+
+    def stop() -> None:
+        stopped.set()
+        for each in copies:
+            each.request_stop()
+        started.set()
+
+    def listen() -> None:
+        try:
+            while True:
+                message = conn.recv()
+                if message[0] == "go":
+                    go_args.append(message[1:])
+                    started.set()
+                else:
+                    stop()
+        except (EOFError, OSError):  # the parent is gone
+            stop()
+
+    def send(message: tuple) -> None:
+        try:
+            conn.send(message)
+        except (OSError, EOFError):
+            stop()
+
+    threading.Thread(target=listen, name="copy-listener", daemon=True).start()
     try:
         backend = get_backend(job.config.device, job.config.device_options)
         backend.configure_process(job.copy_index, job.threads)
         copy = ThreadCopy(job, backend)
+        copies.append(copy)
+        if stopped.is_set():
+            copy.request_stop()
         copy.begin()
         report = None
         while report is None:
-            if conn.poll(0) and conn.recv()[0] == "stop":
-                copy.request_stop()
             report = copy.ready(_POLL_S)
-        conn.send(("ready", report))
-        message = conn.recv()
-        if message[0] != "go":
+        send(("ready", report))
+        started.wait()
+        if stopped.is_set() or not go_args:
             return
-        copy.go(*message[1:])
+        copy.go(*go_args[0])
         while not copy.finished:
-            if conn.poll(_POLL_S) and conn.recv()[0] == "stop":
-                copy.request_stop()
-            conn.send(("samples", copy.drain()))
-        copy.join()
-        conn.send(("samples", copy.drain()))
+            copy.join(_POLL_S)
+            send(("samples", copy.drain()))
+        send(("samples", copy.drain()))
         if copy.error is not None:
-            conn.send(("failed", copy.error))
-        conn.send(("done", copy.end_ns))
+            send(("failed", copy.error))
+        send(("done", copy.end_ns))
     except ConfigurationError as exc:
-        conn.send(("failed", str(exc)))
+        send(("failed", str(exc)))
     except BaseException as exc:
-        conn.send(("failed", describe_error(exc)))
+        send(("failed", describe_error(exc)))
     finally:
+        for each in copies:
+            each.request_stop()
+            each.join(5.0)
         conn.close()
 
 
@@ -326,8 +377,8 @@ class ProcessCopy:
             raise ConfigurationError(self.error)
         return self.report
 
-    def go(self, start_ns: int, deadline_ns: int, quota: int) -> None:
-        self._conn.send(("go", start_ns, deadline_ns, quota))
+    def go(self, start_ns: int, deadline_ns: int, quotas: Tuple[int, ...]) -> None:
+        self._conn.send(("go", start_ns, deadline_ns, quotas))
 
     def drain(self) -> Drained:
         self._receive(0)
@@ -378,8 +429,10 @@ class ProcessCopy:
                     self._done = True
         except (EOFError, OSError):
             if not self._done:
+                self._process.join(1.0)
                 code = self._process.exitcode
                 self.error = self.error or f"copy process {self.job.copy_index} died (exit code {code})"
+                self.end_ns = self.end_ns or perf_counter_ns()
                 self._done = True
 
 
@@ -389,6 +442,9 @@ def make_copies(jobs: List[CopyJob], backend: Any, loaded: Any, mode: str) -> li
     return [ThreadCopy(job, backend, loaded) for job in jobs]
 
 
-def worker_quota(samples: Optional[int], workers: int) -> int:
-    """Inferences each worker may run so that all of them together reach ``samples``."""
-    return math.ceil(samples / workers) if samples else FOREVER_NS
+def worker_quotas(samples: Optional[int], workers: int) -> Tuple[int, ...]:
+    """Inferences each worker may run so that together they run exactly ``samples``."""
+    if not samples:
+        return (FOREVER_NS,) * workers
+    share, extra = divmod(samples, workers)
+    return tuple(share + (1 if i < extra else 0) for i in range(workers))

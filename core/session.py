@@ -64,6 +64,9 @@ class Session:
                 f"{where}: schema_version {version!r} is not supported (this is {__version__}, "
                 f"which reads version {SCHEMA_VERSION})"
             )
+        for key in ("host", "preset", "model"):
+            if not isinstance(data.get(key) or {}, dict):
+                raise UserError(f"{where}: \"{key}\" must be an object")
         results = data.get("results")
         if not isinstance(results, list):
             raise UserError(f"{where}: \"results\" must be a list")
@@ -71,8 +74,9 @@ class Session:
         for i, entry in enumerate(results):
             try:
                 parsed.append(result_from_dict(entry))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise UserError(f"{where}: results[{i}] is malformed ({exc})") from None
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise UserError(f"{where}: results[{i}] is malformed ({reason})") from None
         return cls(
             preset=dict(data.get("preset") or {}),
             host=dict(data.get("host") or {}),
@@ -125,7 +129,7 @@ def _summary_from_dict(
         mean=float(values["mean"]),
         std=float(values["std"]),
         max=float(values["max"]),
-        percentiles={key: float(values[key]) for key, _ in PERCENTILES if key in values},
+        percentiles={key: float(values[key]) for key, _ in PERCENTILES},
         intervals=intervals,
         confidence=float(result.get("confidence", 0.95)),
         exact=bool(result.get("latency_exact", True)),
@@ -196,6 +200,7 @@ def save_session(session: Session, path: PathLike) -> Path:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a session is not
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -204,6 +209,12 @@ def save_session(session: Session, path: PathLike) -> Path:
             pass
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(value: Any) -> Any:
@@ -242,8 +253,11 @@ class SessionRecorder:
         if isinstance(event, RunStarted):
             self.session.preset = dict(event.plan.preset)
             self.session.host = dict(event.host)
+            # Known before loading, so that a run whose every configuration failed still says it.
+            self.session.model = {"source": event.plan.model.source, "name": None,
+                                  "parameters": None, "size_mb": None}
         elif isinstance(event, ModelLoaded):
-            if not self.session.model:
+            if self.session.model.get("name") is None:
                 self.session.model = dict(event.model)
         elif isinstance(event, ConfigFinished):
             self.session.results.append(event.result)

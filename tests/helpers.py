@@ -6,12 +6,14 @@ import textwrap
 
 
 def fake_plan(*, latency_ms=0.2, duration_s=0.3, samples=None, batch_sizes=(1,), copies=(1,),
-              workers=(1,), copy_mode="thread", warmup=None, model="builtin:noop", **device):
+              workers=(1,), copy_mode="thread", warmup=None, model="builtin:noop", device_name="fake",
+              **device):
     """A RunPlan on the fake device, built through the real preset parser and planner."""
     from latency_tui.core.plan import Overrides, build_plan
     from latency_tui.core.presets import parse_preset
 
-    device_lines = "\n".join(f"{k} = {v!r}" for k, v in {"latency_ms": latency_ms, **device}.items())
+    options = {"latency_ms": latency_ms, **device} if device_name == "fake" else {}
+    device_lines = "\n".join(f"{k} = {v!r}" for k, v in options.items())
     device_lines = device_lines.replace("'", '"')
     warmup = warmup or {"min_iterations": 3, "max_iterations": 50, "window": 5, "max_s": 2.0}
     warmup_lines = "\n".join(f"{k} = {v}" for k, v in warmup.items())
@@ -19,7 +21,7 @@ def fake_plan(*, latency_ms=0.2, duration_s=0.3, samples=None, batch_sizes=(1,),
         [model]
         source = "{model}"
         [run]
-        device = "fake"
+        device = "{device_name}"
         copy_mode = "{copy_mode}"
         batch_sizes = {list(batch_sizes)}
         copies = {list(copies)}

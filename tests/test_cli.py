@@ -69,19 +69,27 @@ def test_a_model_that_raises_fails_its_configuration_and_exits_1(tmp_path, capsy
     (["run", "--json", "/proc/latency.json"], "--json /proc/latency.json: not writable"),
     (["run", "--json", "/no/such/dir/s.json"], "directory /no/such/dir does not exist"),
     (["show", "/no/such/session.json"], "/no/such/session.json: No such file"),
+    (["run", "--model", "os:no_such_attribute"], "module 'os' has no attribute 'no_such_attribute'"),
+    (["run", "--model", f"{WORKLOADS}:missing"], "workloads.py has no attribute 'missing'"),
+    (["run", "--model", "builtin:mlp", "--duration", "1e300"], "--duration: must be more than 0 and at most"),
+    (["run", "--json", ""], "--json: must not be empty"),
+    (["run", "--device", ""], "--device: must not be empty"),
 ])
-def test_bad_input_exits_2_with_one_line_naming_it(args, message, capsys):
+def test_bad_input_exits_2_with_one_line_naming_it(args, message, capsys, isolated_user_dirs):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+    assert not list(isolated_user_dirs.rglob("*.json"))  # nothing half-written anywhere
 
 
 @pytest.mark.parametrize("args, message", [
     (["run", "--batch-sizes", "0"], "argument --batch-sizes: 0 must be at least 1"),
     (["run", "--batch-sizes=-2,4"], "must be at least 1"),
     (["run", "--batch-sizes", "eight"], "'eight' is not an integer"),
-    (["run", "--duration", "0"], "argument --duration: must be more than 0"),
+    (["run", "--duration", "0"], "argument --duration: must be a finite number more than 0"),
+    (["run", "--duration", "inf"], "must be a finite number more than 0, not inf"),
+    (["run", "--duration", "nan"], "must be a finite number more than 0, not nan"),
     (["run", "--copy-mode", "fork"], "invalid choice: 'fork'"),
     (["run", "--samples", "0"], "must be at least 1"),
 ])
@@ -97,6 +105,16 @@ def test_bad_arguments_exit_2(args, message, capsys):
     ('[model]\nsource = "builtin:mlp"\n[run]\nbatch_sizes = [0]\n', "run.batch_sizes must be"),
     ('[model]\nsource = "builtin:mlp"\n[run]\nduration_s = 0\n', "run.duration_s must be > 0"),
     ('[run]\ndevice = "cpu"\n', "[model] with a source is required"),
+    ('[model]\nsource = "builtin:mlp"\n[run]\nduration_s = inf\n', "run.duration_s must be a finite number"),
+    ('[model]\nsource = "builtin:mlp"\n[warmup]\ntolerance = nan\n', "warmup.tolerance must be a finite"),
+    ('[model]\nsource = "builtin:mlp"\n[model.options]\nhiden = 3\n', "unknown option 'hiden'"),
+    ('[model]\nsource = "builtin:noop"\npreprocess = "no_module_xyz:f"\n', "no module named 'no_module_xyz'"),
+    ('[model]\nsource = "builtin:mlp"\n[[inputs.tensors]]\nshape = [4]\ndtype = "float33"\n',
+     "unknown dtype 'float33'"),
+    ('[model]\nsource = "builtin:mlp"\n[[inputs.tensors]]\nshape = [4]\ndtype = "int64"\nlow = 5\nhigh = 1\n',
+     "high (1) must be greater than low (5)"),
+    ('[model]\nsource = "builtin:mlp"\n[run]\ndevice = "tpu"\n', "run.device 'tpu': unknown device"),
+    ('[model]\nsource = "builtin:mlp"\n[device]\nthreads = 4\n', "the cpu device takes no [device] options"),
 ])
 def test_bad_preset_file_exits_2_and_writes_nothing(write_preset, tmp_path, preset_text, message, capsys):
     path = write_preset(preset_text)
@@ -127,3 +145,35 @@ def test_help_and_version_answer_fast_without_importing_torch():
     assert helped.returncode == 0 and "run" in helped.stdout and "presets" in helped.stdout
     # A generous bound for a loaded CI machine; the README quotes the measured figure.
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("copy_mode", ["thread", "process"])
+def test_interrupt_keeps_the_configuration_in_progress_as_cancelled(tmp_path, copy_mode):
+    """^C (SIGINT to the whole process group, as a terminal sends it) stops the run within an
+    inference, saves the configuration in progress as cancelled and exits 130."""
+    import signal
+
+    session = tmp_path / "s.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "latency_tui.tui", "run", "--model", f"{WORKLOADS}:slow_factory",
+         "--batch-sizes", "1,2", "--copy-mode", copy_mode, "--copies", "2" if copy_mode == "process" else "1",
+         "--duration", "60", "--json", str(session)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        seen = ""
+        while "measuring" not in seen and time.monotonic() < deadline:
+            seen += process.stderr.readline()
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    results = json.loads(session.read_text())["results"]
+    assert [r["status"] for r in results] == ["cancelled"]
+    assert results[0]["samples"] > 0 and results[0]["latency_ms"]["p50"] >= 20

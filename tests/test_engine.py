@@ -68,9 +68,11 @@ def test_warmup_that_never_stabilises_is_reported():
     assert any("warm-up did not stabilise" in w for w in result.warnings)
 
 
-def test_sample_count_stop_rule():
-    (result,), _ = run(fake_plan(latency_ms=0.05, samples=500, duration_s=30))
-    assert result.samples == 500
+@pytest.mark.parametrize("samples, copies, workers", [(500, 1, 1), (10, 1, 3), (1001, 2, 2)])
+def test_sample_count_stop_rule_runs_exactly_that_many(samples, copies, workers):
+    (result,), _ = run(fake_plan(latency_ms=0.05, mode="sleep", samples=samples, duration_s=30,
+                                 copies=(copies,), workers=(workers,)))
+    assert result.samples == samples
 
 
 def test_a_failing_configuration_is_recorded_and_the_others_still_run():
@@ -181,3 +183,32 @@ def test_engine_reports_a_busy_wait_within_2_percent_of_a_bare_timed_loop():
     (result,), _ = run(build_plan(preset, Overrides(samples=2000)))
     assert result.status == "finished", result.error
     assert result.latency["p50"] == pytest.approx(bare_p50, rel=0.02)
+
+
+@pytest.mark.slow
+def test_a_copy_process_that_dies_mid_run_fails_with_a_sane_duration():
+    (result,), _ = run(fake_plan(model=f"{WORKLOADS}:dies_after_a_while", copy_mode="process",
+                                 duration_s=5, device_name="cpu"))
+    assert result.status == "failed"
+    assert "died (exit code 3)" in result.error
+    assert 0.001 < result.duration_s < 10
+
+
+@pytest.mark.slow
+def test_stop_during_warmup_of_process_copies_is_prompt():
+    plan = fake_plan(latency_ms=5.0, copies=(2,), copy_mode="process",
+                     warmup={"min_iterations": 100000, "max_iterations": 200000, "window": 5,
+                             "max_s": 60})
+    events = []
+    engine = Engine(plan, events.append)
+    thread = threading.Thread(target=engine.run)
+    thread.start()
+    while not any(getattr(e, "phase", None) == "warmup" for e in events):
+        time.sleep(0.01)
+    time.sleep(2.0)  # the copies are loaded and warming up
+    asked = time.perf_counter()
+    engine.stop()
+    thread.join(30)
+    assert time.perf_counter() - asked < 3.0
+    (finished,) = [e for e in events if isinstance(e, RunFinished)]
+    assert [r.status for r in finished.results] == ["cancelled"]

@@ -42,3 +42,24 @@ def count_calls(_output=None):
 
 def preprocess(raw):
     return raw
+
+
+def dies_after_a_while():
+    """A model whose process dies mid-run, as an out-of-memory kill would end it."""
+    import os
+
+    calls = [0]
+
+    def infer():
+        calls[0] += 1
+        if calls[0] == 500:
+            os._exit(3)
+
+    return infer, ()
+
+
+def slow_factory():
+    """A plain callable that takes 20 ms: long enough to interrupt mid-run."""
+    import time
+
+    return (lambda: time.sleep(0.02)), ()

@@ -9,6 +9,8 @@ Only argparse and the core's light modules are imported before a subcommand need
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import threading
 from pathlib import Path
@@ -26,8 +28,8 @@ def _positive_float(what: str):
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a finite number more than 0, not {text}")
         return value
     parse.__name__ = what
     return parse
@@ -126,17 +128,23 @@ def default_session_path(preset_name: str) -> Path:
 def _run(args: argparse.Namespace) -> int:
     from ..core.engine import Engine
     from ..core.events import fan_out
-    from ..core.plan import Overrides, build_plan
+    from ..core.plan import Overrides, build_plan, check_sources
     from ..core.presets import DEFAULT_PRESET, load_preset
     from ..core.session import SessionRecorder, check_writable
     from .headless import ProgressDisplay, output_console, results_table
 
+    if args.json is not None and not args.json.strip():
+        raise UserError("--json: must not be empty")
+    # `--model mymodule:make` from the directory that holds mymodule.py, as python -m would.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     preset = load_preset(args.run_preset or args.preset or DEFAULT_PRESET)
     plan = build_plan(preset, Overrides(
         model=args.model, device=args.device, batch_sizes=args.batch_sizes, copies=args.copies,
         workers=args.workers, copy_mode=args.copy_mode, duration_s=args.duration,
         samples=args.samples, warmup_max_s=args.warmup_max,
     ))
+    check_sources(plan)
     path = check_writable(args.json) if args.json else default_session_path(plan.name)
     recorder = SessionRecorder(path)
     sinks = [recorder]
@@ -147,19 +155,22 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(plan, fan_out(*sinks))
     outcome: List = []
     failure: List[BaseException] = []
+    finished = threading.Event()
 
     def work() -> None:
         try:
             outcome.extend(engine.run())
         except BaseException as exc:  # surfaced in the main thread below
             failure.append(exc)
+        finally:
+            finished.set()
 
-    thread = threading.Thread(target=work, name="latency-tui-engine", daemon=True)
-    thread.start()
+    threading.Thread(target=work, name="latency-tui-engine", daemon=True).start()
     interrupted = False
-    while thread.is_alive():
+    while not finished.is_set():
         try:
-            thread.join(0.2)
+            # Event.wait, not Thread.join: a ^C inside join() leaves the thread looking dead.
+            finished.wait(0.2)
         except KeyboardInterrupt:
             if interrupted:  # a second ^C: leave now, the session holds what finished
                 break
@@ -170,9 +181,16 @@ def _run(args: argparse.Namespace) -> int:
     if display is not None:
         display.close()
     if failure:
+        if isinstance(failure[0], OSError):  # the session could not be written
+            print(f"latency-tui: error: writing the session {path}: {failure[0]}", file=sys.stderr)
+            return EXIT_FAILED
         raise failure[0]
     results = recorder.session.results
-    output_console().print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
+    console = output_console()
+    console.print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
+    for result in results:
+        for warning in (*result.warnings, *(result.latency.warnings if result.latency else ())):
+            console.print(f"! {result.config.label}: {warning}", highlight=False, soft_wrap=True)
     if results:
         print(f"session written to {path}", file=sys.stderr)
     else:

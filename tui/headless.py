@@ -21,6 +21,7 @@ from ..core.events import (
 from ..core.measurement import ConfigResult
 
 PLAIN_PROGRESS_EVERY_S = 5.0
+LIVE_REFRESH_S = 0.5
 
 
 def _fmt_ms(value: Optional[float]) -> str:
@@ -37,7 +38,7 @@ def results_table(results: Iterable[ConfigResult], title: Optional[str] = None) 
     """The results as a rich table: one row per configuration."""
     table = Table(title=title, header_style="bold", show_lines=False)
     for name in ("batch", "copies", "workers", "inf/s", "samples/s", "p50 ms", "p90 ms",
-                 "p99 ms", "samples", "status"):
+                 "p99 ms", "inferences", "status"):
         table.add_column(name, justify="left" if name == "status" else "right")
     for result in results:
         c, lat, thr = result.config, result.latency, result.throughput
@@ -102,7 +103,8 @@ class ProgressDisplay:
             from rich.live import Live
             from rich.text import Text
 
-            self._live = Live(Text(""), console=self.console, refresh_per_second=4, transient=True)
+            # No refresh thread: it would compete with thread copies' timing loops for the GIL.
+            self._live = Live(Text(""), console=self.console, auto_refresh=False, transient=True)
             self._live.start()
 
     def _stop_live(self) -> None:
@@ -114,9 +116,13 @@ class ProgressDisplay:
         if self._live is not None:
             from rich.text import Text
 
+            now = time.monotonic()
             if force:
                 self._live.console.print(text)
-            self._live.update(Text(text))
+            refresh = force or now - self._last_plain >= LIVE_REFRESH_S
+            if refresh:
+                self._last_plain = now
+            self._live.update(Text(text), refresh=refresh)
             return
         now = time.monotonic()
         if force or now - self._last_plain >= PLAIN_PROGRESS_EVERY_S:

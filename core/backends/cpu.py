@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any, Callable, ContextManager, Optional
 
+from ..errors import UserError
 from ..host import _cpu_model
 from .base import Backend, DeviceFacts, PreparedModel
 
@@ -51,6 +52,13 @@ class CpuPrepared(PreparedModel):
 
 class CpuBackend(Backend):
     name = "cpu"
+
+    def __init__(self, options: Optional[dict] = None) -> None:
+        super().__init__(options)
+        if self.options:
+            key = sorted(self.options)[0]
+            raise UserError(f"device option {key!r}: the cpu device takes no [device] options "
+                            f"(threads per copy are run.threads_per_copy)")
 
     def facts(self) -> DeviceFacts:
         details = {"logical_cpus": os.cpu_count()}
