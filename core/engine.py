@@ -132,6 +132,9 @@ class Engine:
         backend = get_backend(config.device, config.device_options)
         backend.check_available()
         threads = config.threads_per_copy or auto_threads(config.copies)
+        # Thread copies share one load per run: only the first configuration's first inference
+        # is truly cold; process copies load afresh every time.
+        cold = config.copy_mode == "process" or self._loaded is None
         loaded = self._load_once(index) if config.copy_mode == "thread" else None
         if config.copy_mode == "process":
             self.sink(PhaseChanged(index, "loading", f"starting {config.copies} copy processes"))
@@ -141,14 +144,15 @@ class Engine:
         ]
         copies = make_copies(jobs, backend, loaded, config.copy_mode)
         try:
-            return self._drive(index, config, copies, threads)
+            return self._drive(index, config, copies, threads, cold)
         finally:
             for each in copies:
                 each.request_stop()
             for each in copies:
                 each.close()
 
-    def _drive(self, index: int, config: RunConfig, copies: list, threads: int) -> ConfigResult:
+    def _drive(self, index: int, config: RunConfig, copies: list, threads: int,
+               cold: bool) -> ConfigResult:
         plan = self.plan
         for each in copies:
             each.begin()
@@ -222,6 +226,7 @@ class Engine:
             warnings=tuple(warnings),
             details={
                 "threads_per_copy": threads,
+                "first_inference_cold": cold,
                 "device": first.device,
                 "warmup_s": max(r.duration_s for r in reports),
                 "warmup_iterations_per_copy": [r.iterations for r in reports],
