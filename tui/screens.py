@@ -1,0 +1,342 @@
+"""Modal screens: help, the sweep prompts, paths, confirmation, the preset picker and the
+configuration form.
+
+Each screen validates its own input before it closes, and says what is wrong in words under
+the field, so that a bad value never reaches the engine. Every one closes with Escape and
+answers ``None`` (or False) when cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from latency_tui.core.errors import UserError
+
+_MODAL_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{
+    width: 76; max-width: 100%; height: auto; max-height: 100%;
+    border: thick $primary; background: $surface; padding: 0 1;
+}}
+{name} .title {{ text-style: bold; width: 100%; margin-bottom: 1; }}
+{name} .hint {{ color: $text-muted; width: 100%; }}
+{name} .problem {{ color: $text-error; text-style: bold; width: 100%; }}
+"""
+
+
+def _css(name: str) -> str:
+    return _MODAL_CSS.format(name=name)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key the app answers to (as currently mapped), and what the panes show."""
+
+    DEFAULT_CSS = _css("HelpScreen") + """
+    HelpScreen > Vertical { width: 84; }
+    HelpScreen VerticalScroll { height: auto; max-height: 30; }
+    """
+    BINDINGS = [
+        Binding("escape,question_mark,q", "dismiss_help", "Close", show=True),
+    ]
+
+    def __init__(self, keys: Sequence[Tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = list(keys)
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for key, description in self.keys:
+            table.add_row(key, description)
+        with Vertical():
+            yield Label("latency-tui keys", classes="title")
+            with VerticalScroll():
+                yield Static(table)
+                yield Static(Text(HELP_NOTES, style="dim"))
+            yield Label("Escape, ? or q closes this help.", classes="hint")
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)
+
+
+HELP_NOTES = (
+    "\nSorting: 1 #, 2 batch, 3 copies, 4 workers, 5 inf/s, 6 samples/s, 7 p50, 8 p90, 9 p99, "
+    "0 status, or click a column header; the same key again reverses.\n"
+    "Up/down in the results table shows that configuration in the panes when no run is going.\n"
+    "Sweeps ask for values like 1,2,4,8 and start the run at once; r re-runs the current plan.\n"
+    "Space freezes the panes only: the run goes on, and its events keep being collected.\n"
+    "Keys can be remapped in keys.toml in the user config directory, by binding id: run, "
+    "sweep_batch, sweep_copies, sweep_workers, preset, edit, save, open, pause, help, quit."
+)
+
+
+class ValuesPrompt(ModalScreen[Optional[Tuple[int, ...]]]):
+    """Ask for a list of whole numbers ("1,2,4,8") for one axis of a sweep."""
+
+    DEFAULT_CSS = _css("ValuesPrompt")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, hint: str, default: str,
+                 parse: Callable[[str], Tuple[int, ...]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.hint = hint
+        self.default = default
+        self.parse = parse
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            yield Input(self.default, id="values", select_on_focus=False)
+            yield Label("", id="error", classes="problem")
+            yield Label(self.hint, classes="hint")
+            yield Label("Enter runs the sweep · Escape cancels", classes="hint")
+
+    @on(Input.Submitted)
+    def submit(self, event: Input.Submitted) -> None:
+        try:
+            values = self.parse(event.value)
+        except (UserError, ValueError) as exc:
+            self.query_one("#error", Label).update(str(exc))
+            return
+        self.dismiss(values)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PathPrompt(ModalScreen[Optional[str]]):
+    """Ask for a file path, with recent files to pick from and a check before closing."""
+
+    DEFAULT_CSS = _css("PathPrompt") + """
+    PathPrompt OptionList { height: auto; max-height: 8; margin-top: 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, default: str, check: Callable[[str], Optional[str]],
+                 recent: Sequence[str] = (), action: str = "save") -> None:
+        super().__init__()
+        self.title_text = title
+        self.default = default
+        self.check = check
+        self.recent = list(recent)
+        self.action_word = action
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            yield Input(self.default, id="path", select_on_focus=False)
+            yield Label("", id="error", classes="problem")
+            if self.recent:
+                yield Label("recent sessions (Tab, then Enter to pick one):", classes="hint")
+                yield OptionList(*[Option(path, id=str(i)) for i, path in
+                                   enumerate(self.recent)], id="recent")
+            yield Label(f"Enter to {self.action_word} · Escape cancels", classes="hint")
+
+    def _finish(self, path: str) -> None:
+        problem = self.check(path)
+        if problem:
+            self.query_one("#error", Label).update(problem)
+            return
+        self.dismiss(path)
+
+    @on(Input.Submitted)
+    def submit(self, event: Input.Submitted) -> None:
+        self._finish(event.value.strip())
+
+    @on(OptionList.OptionSelected)
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        path = self.recent[int(event.option.id or 0)]
+        self.query_one("#path", Input).value = path
+        self._finish(path)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question; y or Enter on Yes confirms, n or Escape declines."""
+
+    DEFAULT_CSS = _css("ConfirmScreen") + """
+    ConfirmScreen Horizontal { height: auto; align: center middle; margin-top: 1; }
+    ConfirmScreen Button { margin: 0 2; }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question, classes="title")
+            with Horizontal():
+                yield Button("Yes (y)", id="yes", variant="error")
+                yield Button("No (n)", id="no", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class PresetPicker(ModalScreen[Optional[str]]):
+    """Pick a built-in or user preset, or type the path of a preset file."""
+
+    DEFAULT_CSS = _css("PresetPicker") + """
+    PresetPicker OptionList { height: auto; max-height: 16; }
+    PresetPicker Input { margin-top: 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, presets: Sequence[Any], current: Optional[str] = None) -> None:
+        super().__init__()
+        self.presets = list(presets)
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for preset in self.presets:
+            label = Text.assemble((preset.name, "bold"), "  ", (preset.description, "dim"))
+            if preset.name == self.current:
+                label.append("  (current)", "italic")
+            options.append(Option(label, id=preset.name))
+        with Vertical():
+            yield Label("Preset", classes="title")
+            yield OptionList(*options, id="presets")
+            yield Input(placeholder="or the path of a preset file (.toml), then Enter",
+                        id="path")
+            yield Label("Enter picks · Tab moves · Escape cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#presets", OptionList)
+        names = [p.name for p in self.presets]
+        if self.current in names:
+            options.highlighted = names.index(self.current)
+        options.focus()
+
+    @on(OptionList.OptionSelected)
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    @on(Input.Submitted)
+    def typed(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+#: The form's fields: (override key, label, kind). Lists take "1,2,4"; floats take seconds.
+EDIT_FIELDS: Tuple[Tuple[str, str, str], ...] = (
+    ("model", "model", "text"),
+    ("device", "device", "text"),
+    ("batch_sizes", "batch sizes", "ints"),
+    ("copies", "copies", "ints"),
+    ("workers", "workers per copy", "ints"),
+    ("duration_s", "duration (s)", "float"),
+    ("warmup_max_s", "warm-up max (s)", "float"),
+)
+
+
+class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
+    """Edit the configuration; closes only once the plan builder accepts the values."""
+
+    DEFAULT_CSS = _css("EditScreen") + """
+    EditScreen Grid {
+        grid-size: 2; grid-columns: 20 1fr; grid-rows: 1; grid-gutter: 1 0; height: auto;
+    }
+    EditScreen Input { background: $boost; }
+    """
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "apply", "Apply"),
+    ]
+
+    def __init__(self, values: Dict[str, str], parse_ints: Callable[[str, str], Tuple[int, ...]],
+                 validate: Callable[[Dict[str, Any]], Optional[str]]) -> None:
+        super().__init__()
+        self.values = values
+        self.parse_ints = parse_ints
+        self.validate = validate
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Edit the configuration", classes="title")
+            with Grid():
+                for key, label, _ in EDIT_FIELDS:
+                    yield Label(label)
+                    yield Input(self.values.get(key, ""), id=f"field-{key}",
+                                select_on_focus=False, compact=True)
+            yield Label("", id="error", classes="problem")
+            yield Label("Enter or ctrl+s applies · Tab moves · Escape cancels", classes="hint")
+
+    def collect(self) -> Dict[str, Any]:
+        """The form as overrides; raises UserError naming the field at fault."""
+        out: Dict[str, Any] = {}
+        for key, label, kind in EDIT_FIELDS:
+            text = self.query_one(f"#field-{key}", Input).value.strip()
+            if not text:
+                out[key] = None
+            elif kind == "ints":
+                out[key] = self.parse_ints(text, label)
+            elif kind == "float":
+                try:
+                    out[key] = float(text)
+                except ValueError:
+                    raise UserError(f"{label}: {text!r} is not a number") from None
+                if out[key] <= 0:
+                    raise UserError(f"{label}: must be more than 0")
+            else:
+                out[key] = text
+        return out
+
+    def action_apply(self) -> None:
+        try:
+            overrides = self.collect()
+        except UserError as exc:
+            self.query_one("#error", Label).update(str(exc))
+            return
+        problem = self.validate(overrides)
+        if problem:
+            self.query_one("#error", Label).update(problem)
+            return
+        self.dismiss(overrides)
+
+    @on(Input.Submitted)
+    def submitted(self) -> None:
+        self.action_apply()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def key_rows(bindings: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    """De-duplicated (key, description) rows for the help screen."""
+    seen = set()
+    rows = []
+    for key, description in bindings:
+        if (key, description) not in seen:
+            seen.add((key, description))
+            rows.append((key, description))
+    return rows

@@ -1,0 +1,140 @@
+"""The session the app is recording, and saved sessions opened to view; no Textual here.
+
+A session groups the runs that measured the same thing (plan name, model, inputs, stop rule
+and warm-up): a batch sweep and then a copies sweep of one preset land in one session and one
+results table; a different preset or model starts a new one. It is saved after every finished
+configuration, atomically (``core.session.save_session``), so quitting or a crash loses at
+most the configuration in progress.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from latency_tui.core.errors import UserError
+from latency_tui.core.events import Event
+from latency_tui.core.session import Session, SessionRecorder, save_session
+from latency_tui.core.specs import RunPlan
+
+from .live import LiveConfig, LiveRun
+
+Notify = Callable[[str, str], None]
+
+
+class SessionKeeper:
+    """Records events into the current session, saves it, and lists its configurations."""
+
+    def __init__(self, directory: Callable[[], Path], notify: Notify,
+                 path: Optional[Path] = None) -> None:
+        self._directory = directory
+        self._notify = notify
+        #: Where the current session is saved (the first one may be given by the user).
+        self.path = path
+        self.recorder = SessionRecorder()
+        #: Every configuration of the session's runs, in the order they were planned.
+        self.configs: Dict[str, LiveConfig] = {}
+        #: Every file written during this app's life, for the goodbye message.
+        self.saved_paths: List[Path] = []
+        self._key: Any = None
+        self._announced: Optional[Path] = None
+
+    @property
+    def session(self) -> Session:
+        return self.recorder.session
+
+    @property
+    def directory(self) -> Path:
+        return self._directory()
+
+    def default_path(self, name: str) -> Path:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return self.directory / f"{_safe(name)}-{stamp}.json"
+
+    def begin_run(self, run: LiveRun) -> None:
+        """Join ``run`` to the current session, or start a new one if it measures
+        something else."""
+        plan: RunPlan = run.plan
+        key = (plan.name, plan.model, plan.inputs, plan.stop, plan.warmup)
+        if key != self._key:
+            if self._key is not None:
+                previous = self._announced
+                self.path = None
+                note = f"; the previous one is in {previous}" if previous else ""
+                self._notify("info", f"new session for {plan.name}{note}")
+            self._key = key
+            self.recorder = SessionRecorder()
+            self.configs = {}
+            self._announced = None
+        for live in run.configs.values():
+            self.configs[live.key] = live
+
+    def record(self, event: Event) -> None:
+        self.recorder(event)
+
+    def autosave(self) -> Optional[Path]:
+        """Save the session where it goes (a new file in the data directory the first time);
+        a failure is a notice, never an exception in the middle of a run."""
+        if not self.session.results:
+            return None
+        path = self.path
+        try:
+            if path is None:
+                path = self.default_path(str(self.session.preset.get("name") or "session"))
+                path.parent.mkdir(parents=True, exist_ok=True)
+            save_session(self.session, path)
+        except (OSError, UserError, ValueError) as exc:
+            self._notify("error", f"could not save the session to {path}: {exc}")
+            return None
+        self.path = path
+        self._remember(path)
+        if self._announced != path:
+            self._announced = path
+            self._notify("info", f"session saved to {path} (after every configuration)")
+        return path
+
+    def save_as(self, path: Path, session: Optional[Session] = None) -> bool:
+        """Save to ``path``; the current session then keeps being saved there."""
+        target = session if session is not None else self.session
+        try:
+            save_session(target, path)
+        except (OSError, ValueError) as exc:
+            self._notify("error", f"could not save to {path}: {exc}")
+            return False
+        if session is None:
+            self.path = self._announced = path
+        self._remember(path)
+        n = len(target.results)
+        self._notify("info", f"saved {n} configuration{'s' if n != 1 else ''} to {path}")
+        return True
+
+    def _remember(self, path: Path) -> None:
+        if path not in self.saved_paths:
+            self.saved_paths.append(path)
+
+    def recent(self, limit: int = 8) -> List[str]:
+        """Saved sessions in the data directory, newest first."""
+        directory = self.directory
+        if not directory.is_dir():
+            return []
+        files = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        return [str(p) for p in files[:limit]]
+
+
+def view_configs(session: Session) -> Dict[str, LiveConfig]:
+    """A saved session's results as the panes' configurations (finished, no samples)."""
+    configs: Dict[str, LiveConfig] = {}
+    for i, result in enumerate(session.results):
+        live = LiveConfig(f"view:{i}", i, result.config)
+        live.result, live.phase = result, result.status
+        live.first_inference_ms = result.first_inference_ms
+        live.warmup_iterations = result.warmup_iterations or None
+        live.warmup_stable = result.warmup_stable
+        live.elapsed_s = result.duration_s
+        configs[live.key] = live
+    return configs
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "session"

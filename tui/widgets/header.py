@@ -1,0 +1,87 @@
+"""The two header lines: what is being measured, and where the run stands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+#: Run states as words (never colour alone) and the style that goes with each.
+STATE_STYLES = {
+    "IDLE": "bold",
+    "STARTING": "bold yellow",
+    "RUNNING": "bold green",
+    "STOPPING": "bold yellow",
+    "FINISHED": "bold",
+    "STOPPED": "bold yellow",
+    "FAILED": "bold red",
+    "VIEWING": "bold cyan",
+}
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    preset: str = ""
+    model: str = ""
+    device: str = ""
+    batch: str = ""
+    parallel: str = ""  # "2 x 2"
+    position: str = ""  # "config 2/4"
+    state: str = "IDLE"
+    phase: str = ""  # "measuring 4.1 / 10 s"
+    elapsed: str = ""
+    created: str = ""  # a saved session's date, instead of elapsed time
+    remaining: str = ""
+    note: str = ""  # "display paused", a hint
+
+
+class HeaderBar(Static):
+    """Line 1: preset, model, device, batch, copies x workers. Line 2: state and time."""
+
+    DEFAULT_CSS = """
+    HeaderBar { height: 2; padding: 0 1; background: $panel; text-wrap: nowrap;
+                text-overflow: ellipsis; }
+    """
+
+    def show(self, info: HeaderInfo) -> None:
+        # The header's size never depends on its text: repaint, skip the layout pass.
+        if info != getattr(self, "_shown", None):
+            self._shown = info
+            self.update(render_header(info), layout=False)
+
+
+def render_header(info: HeaderInfo) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("latency-tui", "bold reverse")
+
+    def field(label: str, value: str) -> None:
+        if value:
+            text.append(f"  {label} ", "dim")
+            text.append(value, "bold")
+
+    field("preset", info.preset)
+    field("model", info.model)
+    field("device", info.device)
+    field("batch", info.batch)
+    if info.parallel:
+        copies, _, workers = info.parallel.partition(" x ")
+        field("copies", copies)
+        text.append(" x workers ", "dim")
+        text.append(workers, "bold")
+    text.append("\n")
+    text.append(f" {info.state} ", STATE_STYLES.get(info.state, "bold") + " reverse")
+    for part in (info.position, info.phase):
+        if part:
+            text.append(f"  {part}")
+    if info.elapsed:
+        text.append("  elapsed ", "dim")
+        text.append(info.elapsed)
+    if info.created:
+        text.append("  created ", "dim")
+        text.append(info.created)
+    if info.remaining:
+        text.append(f"  {info.remaining}", "dim")
+    if info.note:
+        text.append(f"  {info.note}", "bold italic")
+    return text

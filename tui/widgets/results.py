@@ -1,0 +1,197 @@
+"""The results table: one row per configuration of the session, sortable by any column.
+
+Rows are few (a sweep is tens of configurations), so a change of rows or order rebuilds the
+table; the running row's figures change a few times a second and go through ``update_cell``
+without re-measuring column widths. Sorting is by raw numbers, not by the formatted text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from ..format import fmt_ms, fmt_rate
+
+#: (column key, header, width), in the order of the number keys 1-9, 0 that sort by them.
+COLUMNS: Tuple[Tuple[str, str, int], ...] = (
+    ("number", "#", 3),
+    ("batch", "batch", 6),
+    ("copies", "copies", 6),
+    ("workers", "workers", 7),
+    ("inf_s", "inf/s", 10),
+    ("samples_s", "samples/s", 10),
+    ("p50", "p50 ms", 9),
+    ("p90", "p90 ms", 9),
+    ("p99", "p99 ms", 9),
+    ("status", "status", 14),
+)
+
+#: Columns left out below 100 terminal columns, so that p99 and status stay on screen at 80,
+#: and the narrower widths of the others there.
+WIDE_ONLY = {"number", "inf_s"}
+COMPACT_WIDTHS = {"batch": 5, "samples_s": 9, "p50": 6, "p90": 6, "p99": 6, "status": 13}
+
+STATUS_STYLES = {
+    "finished": "green",
+    "failed": "bold red",
+    "cancelled": "yellow",
+    "skipped": "dim",
+    "pending": "dim",
+}
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    key: str
+    batch: int
+    copies: int
+    workers: int
+    inf_s: Optional[float] = None
+    samples_s: Optional[float] = None
+    p50: Optional[float] = None
+    p90: Optional[float] = None
+    p99: Optional[float] = None
+    status: str = "pending"
+    order: int = 0  # arrival order, the default sort
+
+    @property
+    def number(self) -> int:
+        return self.order + 1
+
+    def cells(self, columns: Tuple[str, ...]) -> List[Any]:
+        out: List[Any] = []
+        for key in columns:
+            value = getattr(self, key)
+            if key in ("inf_s", "samples_s"):
+                out.append(Text(fmt_rate(value), justify="right"))
+            elif key in ("p50", "p90", "p99"):
+                out.append(Text(fmt_ms(value), justify="right"))
+            elif key == "status":
+                out.append(Text(value, style=STATUS_STYLES.get(value, "bold")))
+            else:
+                out.append(Text(str(value), justify="right"))
+        return out
+
+
+class ResultsTable(DataTable):
+    DEFAULT_CSS = """
+    ResultsTable { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.rows_by_key: Dict[str, ResultRow] = {}
+        self.sort_column: Optional[str] = None
+        self.sort_reverse = False
+        self.compact = False
+        self._shown: List[str] = []
+
+    @property
+    def visible_columns(self) -> Tuple[str, ...]:
+        return tuple(k for k, _, _ in COLUMNS if not (self.compact and k in WIDE_ONLY))
+
+    def on_mount(self) -> None:
+        self.border_title = "results"
+        self.border_subtitle = "keys 1-9, 0 or a click on a header sort"
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        visible = self.visible_columns
+        for key, label, width in COLUMNS:
+            if key in visible:
+                if self.compact:
+                    width = COMPACT_WIDTHS.get(key, width)
+                self.add_column(label, key=key, width=width)
+
+    def set_compact(self, compact: bool) -> None:
+        """Narrow terminals leave out "#" and inf/s (samples/s and the rest stay)."""
+        if compact != self.compact:
+            self.compact = compact
+            self.clear(columns=True)
+            self._add_columns()
+            self._rebuild()
+
+    # -- data ----------------------------------------------------------------------------
+    def set_rows(self, rows: List[ResultRow]) -> None:
+        """Show exactly these rows; cheap when only the values of shown rows changed."""
+        new = {row.key: row for row in rows}
+        if set(new) == set(self.rows_by_key) and len(self._shown) == len(new):
+            changed = [row for row in rows if self.rows_by_key.get(row.key) != row]
+            self.rows_by_key = new
+            for row in changed:
+                self._update_row(row)
+            return
+        self.rows_by_key = new
+        self._rebuild()
+
+    def _update_row(self, row: ResultRow) -> None:
+        columns = self.visible_columns
+        for column, cell in zip(columns, row.cells(columns)):
+            self.update_cell(row.key, column, cell, update_width=False)
+
+    def _ordered(self) -> List[ResultRow]:
+        rows = sorted(self.rows_by_key.values(), key=lambda r: r.order)
+        if self.sort_column is None:
+            return rows
+        column = self.sort_column
+        present = [r for r in rows if getattr(r, column) is not None]
+        missing = [r for r in rows if getattr(r, column) is None]
+        present.sort(key=lambda r: getattr(r, column), reverse=self.sort_reverse)
+        return present + missing  # rows without the figure stay last either way
+
+    def _rebuild(self) -> None:
+        selected = self.selected_key()
+        self.clear()
+        ordered = self._ordered()
+        columns = self.visible_columns
+        for row in ordered:
+            self.add_row(*row.cells(columns), key=row.key)
+        self._shown = [row.key for row in ordered]
+        self._label_columns()
+        if selected in self._shown:
+            self.move_cursor(row=self._shown.index(selected), animate=False)
+
+    # -- sorting -------------------------------------------------------------------------
+    def sort_by(self, column: str) -> None:
+        """Sort by ``column``; the same column again reverses; numbers start high-first
+        for throughput and low-first for latency, the order a reader looks for."""
+        if self.sort_column == column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column = column
+            self.sort_reverse = column in ("inf_s", "samples_s")
+        self._rebuild()
+
+    def sort_by_number(self, number: int) -> None:
+        """Keys 1-9 sort by the first nine columns, 0 by the tenth."""
+        index = 9 if number == 0 else number - 1
+        if 0 <= index < len(COLUMNS):
+            self.sort_by(COLUMNS[index][0])
+
+    def _label_columns(self) -> None:
+        for key, label, _ in COLUMNS:
+            column = self.columns.get(key)  # type: ignore[call-overload]
+            if column is None:
+                continue
+            arrow = ""
+            if key == self.sort_column:
+                arrow = " ▼" if self.sort_reverse else " ▲"
+            column.label = Text(label + arrow)
+        self.refresh()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(str(event.column_key.value))
+
+    # -- selection -----------------------------------------------------------------------
+    @property
+    def shown_keys(self) -> List[str]:
+        return list(self._shown)
+
+    def selected_key(self) -> Optional[str]:
+        if not self._shown or not (0 <= self.cursor_row < len(self._shown)):
+            return None
+        return self._shown[self.cursor_row]
