@@ -33,6 +33,7 @@ from latency_tui.core.events import (
     WarmupFinished,
 )
 from latency_tui.core.measurement import ConfigResult, Throughput
+from latency_tui.core.plan import parse_int_list
 from latency_tui.core.specs import (
     InputSpec,
     ModelSpec,
@@ -222,23 +223,6 @@ FAKE_PRESETS: Tuple[FakePreset, ...] = (
 )
 
 
-def parse_ints(text: str, what: str) -> Tuple[int, ...]:
-    """"1,2,4,8" -> (1, 2, 4, 8), the same rules as ``core.plan.parse_int_list``."""
-    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
-    if not parts:
-        raise UserError(f"{what}: give at least one value, e.g. 1,2,4,8")
-    values = []
-    for part in parts:
-        try:
-            value = int(part)
-        except ValueError:
-            raise UserError(f"{what}: {part!r} is not a whole number") from None
-        if value <= 0:
-            raise UserError(f"{what}: {value} must be at least 1")
-        values.append(value)
-    return tuple(values)
-
-
 class FakeCatalog:
     """Fixed presets and a plan builder that reads no file."""
 
@@ -256,7 +240,7 @@ class FakeCatalog:
                         f"{', '.join(p.name for p in self._presets)})")
 
     def parse_ints(self, text: str, what: str) -> Tuple[int, ...]:
-        return parse_ints(text, what)
+        return parse_int_list(text, what)
 
     def build(self, preset: FakePreset, overrides: Dict[str, Any]) -> RunPlan:
         data = dict(preset.data)

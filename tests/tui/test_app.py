@@ -142,7 +142,7 @@ async def test_b_asks_for_batch_sizes_validates_and_runs_the_sweep(make_app):
         await type_into(pilot, "1,x")
         await pilot.press("enter")
         assert isinstance(app.screen, ValuesPrompt)
-        assert "'x' is not a whole number" in str(app.screen.query_one("#error").content)
+        assert "'x' is not an integer" in str(app.screen.query_one("#error").content)
         await type_into(pilot, "1,4")
         await pilot.press("enter")
         await finish_run(pilot)
