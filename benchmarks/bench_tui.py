@@ -42,8 +42,7 @@ TARGET = 0.97
 def build(preset: str, duration_s: float, threads: Optional[int] = None) -> Any:
     from dataclasses import replace
 
-    from latency_tui.core.plan import Overrides, build_plan
-    from latency_tui.core.presets import load_preset
+    from latency_tui.core.api import Overrides, build_plan, load_preset
 
     plan = build_plan(load_preset(preset), Overrides(duration_s=duration_s))
     if threads is not None:  # intra-op threads per copy, instead of the engine's choice
@@ -54,8 +53,8 @@ def build(preset: str, duration_s: float, threads: Optional[int] = None) -> Any:
 
 def run_headless(plan: Any) -> List[float]:
     """samples/s per configuration, the engine alone in a worker thread (as the app has it)."""
+    from latency_tui.core.api import SessionRecorder
     from latency_tui.core.engine import Engine
-    from latency_tui.core.session import SessionRecorder
 
     out: Dict[str, Any] = {}
 
@@ -73,31 +72,25 @@ def run_tui(plan: Any, data_dir: Path, ui_share: List[float], refresh_s: float =
     """samples/s per configuration with the app attached: headless Textual at 120x40, the
     real engine, CPU and memory monitors, redraws every ``refresh_s``; appends the UI
     thread's CPU time over the run's wall time to ``ui_share``."""
-    from latency_tui.tui.app import LatencyApp, thread_engine_factory
+    from latency_tui.core import api
+    from latency_tui.tui.app import LatencyApp
 
-    class PlanCatalog:  # the plan already built, so both modes measure the same one
-        def presets(self) -> List[Any]:
-            return []
-
-        def load(self, name: str) -> Any:
-            return type("Named", (), {"name": plan.name, "description": ""})()
-
-        def build(self, preset: Any, overrides: Dict[str, Any]) -> Any:
-            return plan
-
-        def parse_ints(self, text: str, what: str) -> Any:
-            raise NotImplementedError
+    def in_thread(plan_: Any, sink: Any) -> Any:
+        return api.start(plan_, sink, isolation="thread")
 
     async def main() -> List[float]:
-        factory = thread_engine_factory if engine == "thread" else None  # None: the default
-        app = LatencyApp(plan.name, catalog=PlanCatalog(), data_dir=data_dir,
-                         refresh_s=refresh_s, engine_factory=factory)
+        app = LatencyApp(plan.name, data_dir=data_dir, refresh_s=refresh_s,
+                         start_run=in_thread if engine == "thread" else None)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
+            app.plans.plan = plan  # the plan already built, so both modes measure the same one
             cpu, wall = time.thread_time(), time.monotonic()
             await pilot.press("r")
-            await app.workers.wait_for_complete()
+            while app.runs.handle is not None and not app.runs.handle.done:
+                await asyncio.sleep(0.05)
             ui_share.append((time.thread_time() - cpu) / (time.monotonic() - wall))
+            await pilot.pause()
+            app._tick(force=True)
             await pilot.pause()
             return _rates(app.sessions.session.results)
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_FILE = Path(__file__).resolve().parent / "models.py"
+WORKLOADS_FILE = Path(__file__).resolve().parent / "workloads.py"
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,17 @@ def fmt_ns(ns: float) -> str:
 def spread(values: List[float]) -> str:
     """``min..max`` of repetitions, for the details line."""
     return f"{min(values):.4g}..{max(values):.4g}" if values else ""
+
+
+def cpu_lane(source: str, batch_size: int = 1, threads: int = 1) -> Any:
+    """The exact callable the engine times for ``source`` on the CPU: the CPU backend's compile
+    (the identity), its load for copy 0, and worker 0's lane."""
+    from latency_tui.core.backends.cpu import CpuBackend
+    from latency_tui.core.source import ModelSource
+    from latency_tui.core.specs import InputSpec, ModelSpec
+
+    backend = CpuBackend()
+    model = ModelSource(ModelSpec(source), InputSpec())
+    prepared = backend.load(backend.compile(model, batch_size), model, copy_index=0,
+                            threads=threads)
+    return prepared.lane(0).infer

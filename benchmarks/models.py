@@ -1,6 +1,5 @@
 """Models the benchmarks measure, importable by spawned processes (``benchmarks.models``) and
-loadable by the engine as ``path/to/benchmarks/models.py:python_bound`` or
-``benchmarks.models:builtin_mlp``.
+loadable by the engine as ``benchmarks.models:builtin_mlp``.
 
 This module imports torch at the top (an ``nn.Module`` is what the engine's ``module:attr``
 source loads), so import it only where a model is needed.
@@ -10,34 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Tuple
 
-import torch
 from torch import nn
-
-#: Python loop iterations per call of ``PythonBound``: about 150 us of pure-Python work on the
-#: project's 2-core machines. Fixed work, not a fixed time, so that throughput measures CPU.
-PYTHON_WORK = 5000
-
-
-class PythonBound(nn.Module):
-    """A model whose every call is a fixed amount of pure-Python work, holding the GIL
-    throughout: thread copies cannot scale it, process copies can."""
-
-    def __init__(self, work: int = PYTHON_WORK) -> None:
-        super().__init__()
-        self.work = work
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        total = 0
-        for i in range(self.work):
-            total += i
-        return x
-
-
-def python_bound() -> Tuple[nn.Module, Any]:
-    """Factory for the engine (``models.py:python_bound``) and the bare processes alike:
-    the model and its batch-size-1 example input."""
-    return PythonBound().eval(), torch.zeros(1, 1)
-
 
 _MLP: Any = None
 

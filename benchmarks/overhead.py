@@ -6,7 +6,7 @@ from __future__ import annotations
 from time import perf_counter_ns
 from typing import Any, Callable, List, Tuple
 
-from .common import Figure, Settings, clean_doc, fmt_ns, median, plan_from_toml, run_one
+from .common import Figure, Settings, clean_doc, cpu_lane, fmt_ns, median, plan_from_toml, run_one
 
 TARGET_NS = 1000.0
 
@@ -29,16 +29,9 @@ max_s = 1.0
 
 
 def noop_callable() -> Callable[[], Any]:
-    """The exact callable the engine times for ``builtin:noop`` on the CPU: the backend's
-    ``prepare`` of the built-in no-op (a ``functools.partial`` with no arguments)."""
-    from latency_tui.core.backends import get_backend
-    from latency_tui.core.models import load_model
-    from latency_tui.core.specs import ModelSpec
-
-    loaded = load_model(ModelSpec("builtin:noop"))
-    prepared = get_backend("cpu").prepare(loaded.module, (), batch_size=1, copy_index=0,
-                                          threads=1)
-    return prepared.infer
+    """The exact callable the engine times for ``builtin:noop`` on the CPU: worker 0's lane of
+    the CPU backend's load of the built-in no-op (a ``functools.partial`` with no arguments)."""
+    return cpu_lane("builtin:noop")
 
 
 def bare_loop(call: Callable[[], Any], n: int) -> Tuple[int, int]:
@@ -75,21 +68,22 @@ def bare_list_loop(call: Callable[[], Any], n: int) -> Tuple[int, int]:
 
 
 def engine_loop(call: Callable[[], Any], n: int) -> Tuple[int, int]:
-    """The engine's ``timed_loop`` on the same callable, stopped by its quota."""
+    """The engine's ``timed_loop`` on the same callable, stopped by its quota: it keeps each
+    sample's start and end (two stores per sample, where the bare loop keeps one duration)."""
     import numpy as np
 
-    from latency_tui.core.runner import FOREVER_NS
-    from latency_tui.core.timing import Recorder, StopSignal, timed_loop
+    from latency_tui.core.copies import FOREVER
+    from latency_tui.core.timing import END, START, Recorder, StopSignal, timed_loop
 
     recorder = Recorder()
     stop = StopSignal()
     start = perf_counter_ns()
-    timed_loop(call, None, recorder, stop, FOREVER_NS, n)
+    timed_loop(call, None, recorder, stop, FOREVER, n)
     end = perf_counter_ns()
     samples = recorder.drain()
-    if samples.size != n:
-        raise RuntimeError(f"timed_loop wrote {samples.size} samples, expected {n}")
-    return end - start, int(np.median(samples))
+    if samples.shape[1] != n:
+        raise RuntimeError(f"timed_loop wrote {samples.shape[1]} samples, expected {n}")
+    return end - start, int(np.median(samples[END] - samples[START]))
 
 
 def measure_loops(settings: Settings) -> Figure:

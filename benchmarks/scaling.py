@@ -7,7 +7,7 @@ import multiprocessing
 from time import perf_counter_ns
 from typing import Any, Dict, List
 
-from .common import MODELS_FILE, Figure, Settings, clean_doc, median, plan_from_toml, run_one
+from .common import WORKLOADS_FILE, Figure, Settings, clean_doc, median, plan_from_toml, run_one
 
 TARGET = 0.90
 #: Below this bare 2-process scaling, other work held a core and (c) compares noise.
@@ -33,22 +33,14 @@ max_s = 2.0
 
 def _bare_worker(conn: Any, source: str) -> None:
     """A bare spawned process: the model loaded and prepared exactly as the engine's copies do
-    (``load_model``, ``build_inputs``, the CPU backend's ``prepare`` with 1 thread), then, per
-    request, called in a closed loop until the deadline, counting calls."""
-    import torch
+    (the CPU backend's load with 1 thread, worker 0's lane), then, per request, called in a
+    closed loop until the deadline, counting calls."""
+    from benchmarks.common import cpu_lane
+    from latency_tui.core.backends.cpu import inference_context
 
-    from latency_tui.core.backends import get_backend
-    from latency_tui.core.inputs import build_inputs
-    from latency_tui.core.models import load_model
-    from latency_tui.core.specs import InputSpec, ModelSpec
-
-    loaded = load_model(ModelSpec(source))
-    inputs = build_inputs(loaded, InputSpec(), 1)
-    prepared = get_backend("cpu").prepare(loaded.module, inputs, batch_size=1, copy_index=0,
-                                          threads=1)
-    call = prepared.infer
+    call = cpu_lane(source)
     now = perf_counter_ns
-    with torch.inference_mode():
+    with inference_context():
         for _ in range(50):
             call()
         conn.send("ready")
@@ -117,9 +109,10 @@ class BarePool:
 def measure(settings: Settings) -> Figure:
     """Scaling of 2 process copies over 1 on a Python-bound model, engine against bare.
 
-    The model, ``benchmarks/models.py:python_bound``, does a fixed amount of pure-Python work
-    per call (a 5,000-iteration loop, about 150 us here), holding the GIL throughout, so only
-    processes scale it. The engine runs it through ``Engine(plan, sink).run()`` with
+    The model, ``benchmarks/workloads.py:python_bound``, does a fixed amount of pure-Python
+    work per call (a 5,000-iteration loop, about 150 us here), holding the GIL throughout, so
+    only processes scale it (and it needs no torch, so processes start in a fraction of a
+    second). The engine runs it through ``Engine(plan, sink).run()`` with
     ``copy_mode = "process"`` (spawned copies), 1 worker per copy, ``threads_per_copy = 1``,
     for ``scaling_s`` seconds, once with 1 copy and once with 2; its throughput is the
     session's inferences per second (samples over the measuring window, from the engine's start
@@ -134,7 +127,7 @@ def measure(settings: Settings) -> Figure:
     the target is an efficiency of at least 90 % (the engine reaches 90 % of the scaling that
     the machine allows at that moment).
     """
-    source = f"{MODELS_FILE}:python_bound"
+    source = f"{WORKLOADS_FILE}:python_bound"
     plans = {
         copies: plan_from_toml(SCALING_PRESET.format(source=source, duration=settings.scaling_s),
                                "bench-python-bound", copies=(copies,))

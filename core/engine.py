@@ -1,86 +1,73 @@
-"""The engine: runs every configuration of a plan and tells the world through events.
+"""The engine: measures configurations and tells the world through events.
 
-For each configuration it creates the backend, starts the copies (threads or processes), waits
-until every copy is warmed up, starts measuring in all of them at once, and, about ten times a
-second, drains the new samples into the configuration's store and emits ``Samples`` and
-``Progress``. A configuration that fails is recorded as failed and the next one runs; a stop
+``Engine(plan, sink)`` is a function of its plan and its sink (a Ray task could call it).
+``run(strategy)`` asks the strategy (a sweep of the plan's configurations by default) for one
+configuration at a time and ``measure``s each: the backend compiles the model once for the
+configuration, the copies (threads or processes) load it and warm up, measuring starts in every
+worker of every copy at one instant, and about ten times a second the collector drains the new
+samples into the configuration's streams and emits ``Samples`` and ``Progress``. A configuration
+that fails is recorded as failed (with its kind and traceback) and the next one runs; a stop
 request ends the configuration in progress (recorded as cancelled, with what it measured) and
-skips the rest.
+skips the rest. Every wait is bounded: a stop takes effect within ``stop_grace_s`` even when a
+device call never returns (a process copy is terminated, a thread copy abandoned).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from dataclasses import replace
 from time import perf_counter_ns
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
-from .backends import get_backend
-from .errors import ConfigurationError, UserError
+from .backends import Backend, backend_class, backend_path
+from .copies import CopyJob, ThreadCopy, WarmupReport, failure, worker_quotas
+from .errors import ConfigurationError
 from .events import (
     ConfigFinished, ConfigStarted, ModelLoaded, PhaseChanged, Progress, RunFinished,
-    RunStarted, Samples, Sink, WarmupFinished,
+    RunStarted, Samples, Sink, Utilisation, WarmupFinished,
 )
-from .histogram import LogHistogram
-from .host import host_facts
-from .measurement import ConfigResult, LatencySummary
-from .runner import (
-    FOREVER_NS, CopyJob, Drained, auto_threads, describe_error, make_copies, worker_quotas,
-)
+from .host import auto_threads, host_facts
+from .measurement import ConfigResult
+from .monitors import Monitor, MonitorSampler, default_monitors
+from .procs import ProcessCopy
+from .source import ModelSource
 from .specs import RunConfig, RunPlan
-from .stats import summarize, summarize_histogram, throughput
+from .stats import throughput
+from .strategies import Strategy, Sweep
+from .streams import Block, ConfigStreams
 
 COLLECT_INTERVAL_S = 0.1
+#: How far ahead of now the common start instant is set: long enough for every worker to
+#: hear "go" (a message to a process copy takes longer than waking a thread).
+START_LEAD_S = {"thread": 0.02, "process": 0.25}
+#: After a stop (requested, a failure, the quota, the deadline), how long copies may take to
+#: finish their inference before they are terminated (process) or abandoned (thread).
+STOP_GRACE_S = 2.0
+BackendFactory = Callable[[RunConfig], Backend]
 
 
-class SampleStore:
-    """Every latency of one stream, kept exactly up to ``cap`` samples; past the cap only a
-    log-bucketed histogram, so that memory stays bounded on runs of any length."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.count = 0
-        self._parts: Optional[List[np.ndarray]] = []
-        #: Built only once the cap is crossed: below it the exact samples say everything.
-        self.histogram: Optional[LogHistogram] = None
-
-    def add(self, values: np.ndarray) -> None:
-        if not values.size:
-            return
-        self.count += int(values.size)
-        if self._parts is not None and self.count <= self.cap:
-            self._parts.append(values)
-            return
-        if self.histogram is None:
-            self.histogram = LogHistogram()
-            for part in self._parts or ():
-                self.histogram.add(part)
-            self._parts = None
-        self.histogram.add(values)
-
-    @property
-    def exact(self) -> bool:
-        return self._parts is not None
-
-    def summary(self) -> Optional[LatencySummary]:
-        if self.count == 0:
-            return None
-        if self._parts is not None:
-            return summarize(np.concatenate(self._parts))
-        return summarize_histogram(self.histogram)
+class Stopped(Exception):
+    """A stop request arrived while the engine waited on a step it cannot interrupt."""
 
 
 class Engine:
-    """Runs a plan. ``run`` blocks (call it from a worker thread); ``stop`` is thread-safe."""
+    """Runs a plan. ``run`` and ``measure`` block (call them from a worker thread); ``stop`` is
+    thread-safe and may be called at any time."""
 
-    def __init__(self, plan: RunPlan, sink: Sink) -> None:
+    def __init__(self, plan: RunPlan, sink: Sink, *, monitors: Optional[Sequence[Monitor]] = None,
+                 backend_factory: Optional[BackendFactory] = None,
+                 stop_grace_s: float = STOP_GRACE_S) -> None:
         self.plan = plan
         self.sink = sink
+        self.stop_grace_s = stop_grace_s
         self._stop = threading.Event()
-        self._loaded: Any = None
-        self._loaded_error: Optional[str] = None
+        self._backend_factory = backend_factory
+        #: Thread copies of every configuration share one load of the model.
+        self._source = ModelSource(plan.model, plan.inputs)
+        device = plan.configs[0].device if plan.configs else "cpu"
+        self._sampler = MonitorSampler(default_monitors(device) if monitors is None else monitors)
 
     def stop(self) -> None:
         self._stop.set()
@@ -89,183 +76,282 @@ class Engine:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def run(self) -> Tuple[ConfigResult, ...]:
+    def close(self) -> None:
+        self._sampler.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- a run ------------------------------------------------------------------------------
+    def run(self, strategy: Optional[Strategy] = None) -> Tuple[ConfigResult, ...]:
+        """Measure every configuration ``strategy`` proposes (the plan's sweep by default)."""
         plan = self.plan
-        self.sink(RunStarted(plan=plan, host=host_facts(), started_at=time.time()))
-        results: List[ConfigResult] = []
-        for index, config in enumerate(plan.configs):
-            if self._stop.is_set():
-                break
-            self.sink(ConfigStarted(index=index, total=len(plan.configs), config=config))
-            result = self._run_config(index, config)
-            results.append(result)
-            self.sink(ConfigFinished(index=index, result=result))
-        cancelled = self._stop.is_set()
-        self.sink(RunFinished(results=tuple(results), cancelled=cancelled))
-        return tuple(results)
-
-    # -- one configuration --------------------------------------------------------------
-    def _run_config(self, index: int, config: RunConfig) -> ConfigResult:
+        strategy = strategy or Sweep(plan.configs)
+        self._sampler.start()
         try:
-            return self._measure(index, config)
-        except (ConfigurationError, UserError) as exc:
-            return ConfigResult(config=config, status="failed", error=str(exc))
-        except Exception as exc:
-            return ConfigResult(config=config, status="failed", error=describe_error(exc))
-
-    def _load_once(self, index: int) -> Any:
-        """Load the model for thread copies once per run; every configuration reuses it."""
-        if self._loaded is None and self._loaded_error is None:
-            self.sink(PhaseChanged(index, "loading", self.plan.model.source))
-            from .models import load_model
-
-            try:
-                self._loaded = load_model(self.plan.model)
-            except Exception as exc:
-                self._loaded_error = describe_error(exc)
-        if self._loaded_error is not None:
-            raise ConfigurationError(self._loaded_error)
-        return self._loaded
-
-    def _measure(self, index: int, config: RunConfig) -> ConfigResult:
-        plan = self.plan
-        backend = get_backend(config.device, config.device_options)
-        backend.check_available()
-        threads = config.threads_per_copy or auto_threads(config.copies)
-        # Thread copies share one load per run: only the first configuration's first inference
-        # is truly cold; process copies load afresh every time.
-        cold = config.copy_mode == "process" or self._loaded is None
-        loaded = self._load_once(index) if config.copy_mode == "thread" else None
-        if config.copy_mode == "process":
-            self.sink(PhaseChanged(index, "loading", f"starting {config.copies} copy processes"))
-        jobs = [
-            CopyJob(plan.model, plan.inputs, config, i, plan.warmup, threads)
-            for i in range(config.copies)
-        ]
-        copies = make_copies(jobs, backend, loaded, config.copy_mode)
-        try:
-            return self._drive(index, config, copies, threads, cold)
+            self.sink(RunStarted(plan=plan, host=host_facts(), started_at=time.time()))
+            results: List[ConfigResult] = []
+            while not self._stop.is_set():
+                trial = strategy.propose(results)
+                if trial is None:
+                    break
+                index = len(results)
+                self.sink(ConfigStarted(index=index, total=strategy.total, config=trial.config,
+                                        trial=trial.info))
+                result = self.measure(trial.config, index=index, trial=trial.info)
+                results.append(result)
+                self.sink(ConfigFinished(index=index, result=result))
+            self.sink(RunFinished(results=tuple(results), cancelled=self._stop.is_set()))
+            return tuple(results)
         finally:
-            for each in copies:
-                each.request_stop()
-            for each in copies:
-                each.close()
+            self.close()
 
-    def _drive(self, index: int, config: RunConfig, copies: list, threads: int,
-               cold: bool) -> ConfigResult:
+    # -- one configuration ------------------------------------------------------------------
+    def measure(self, config: RunConfig, *, index: int = 0,
+                trial: Optional[Dict[str, Any]] = None) -> ConfigResult:
+        """Measure one configuration: never raises for what the configuration did (that is its
+        result's status, error and error kind)."""
+        trial = dict(trial or {})
+        self._sampler.start()
+        try:
+            return self._measure(config, index, trial)
+        except Stopped:
+            return ConfigResult(config=config, status="cancelled", error="stopped before measuring",
+                                trial=trial)
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            cause = failure(exc)
+            return ConfigResult(config=config, status="failed", error=str(cause),
+                                error_kind=cause.kind, traceback=cause.details, trial=trial)
+
+    def _make_backend(self, config: RunConfig) -> Backend:
+        if self._backend_factory is not None:
+            return self._backend_factory(config)
+        cls = backend_class(config.device)
+        reason = cls.unavailable(config.device_options)
+        if reason:
+            raise ConfigurationError(f"device {config.device!r}: {reason}")
+        return cls(config.device_options)
+
+    def _measure(self, config: RunConfig, index: int, trial: Dict[str, Any]) -> ConfigResult:
         plan = self.plan
+        mode = config.copy_mode
+        threads = config.threads_per_copy or auto_threads(config.copies)
+        self.sink(PhaseChanged(index, "loading", plan.model.source))
+        with self._make_backend(config) as backend:
+            if backend.compiles:
+                self.sink(PhaseChanged(index, "compiling", f"batch {config.batch_size}"))
+            artifact = self._interruptible(index, lambda: backend.compile(self._source,
+                                                                            config.batch_size))
+            # Thread copies share one load per run: only the first configuration's first
+            # inference is truly cold; process copies load afresh every time.
+            cold = mode == "process" or self._source.loaded is None
+            kind = type(backend)
+            jobs = [
+                CopyJob(plan.model, plan.inputs, config, i, plan.warmup, threads,
+                        backend=f"{kind.__module__}:{kind.__qualname__}" if self._backend_factory
+                        else backend_path(config.device),
+                        artifact=artifact, env=kind.process_env(backend.options, i, config.copies))
+                for i in range(config.copies)
+            ]
+            copies: List[Any] = ([ProcessCopy(job) for job in jobs] if mode == "process"
+                                 else [ThreadCopy(job, backend, self._source) for job in jobs])
+            abandoned: List[int] = []
+            try:
+                result = self._drive(index, config, copies, threads, cold, artifact)
+            finally:
+                abandoned = self._close(copies)
+            details = dict(result.details)
+            warnings = list(result.warnings)
+            if abandoned:
+                warnings.append(f"copies {abandoned} did not end within {self.stop_grace_s:g} s "
+                                f"of the stop (a device call that never returned): "
+                                f"{'terminated' if mode == 'process' else 'abandoned'}")
+            return replace(result, trial=trial, details=details, warnings=tuple(warnings))
+
+    def _close(self, copies: List[Any]) -> List[int]:
         for each in copies:
-            each.begin()
-        noun = "copy" if len(copies) == 1 else "copies"
-        self.sink(PhaseChanged(index, "warmup", f"{len(copies)} {noun} warming up"))
-        reports = self._wait_ready(copies)
-        if reports is None:
-            return ConfigResult(config=config, status="cancelled", error="stopped during warm-up")
-        first = reports[0]
-        self.sink(ModelLoaded(index, first.model))
-        self.sink(WarmupFinished(
-            index=index, first_inference_ms=first.first_ns / 1e6, iterations=first.iterations,
-            stable=all(r.stable for r in reports), duration_s=max(r.duration_s for r in reports),
-        ))
+            each.request_stop()
+        return [each.job.copy_index for each in copies if not each.close(self.stop_grace_s)]
 
-        stop_rule = plan.stop
-        start_ns = perf_counter_ns()
-        deadline_ns = start_ns + int(stop_rule.duration_s * 1e9) if stop_rule.duration_s else FOREVER_NS
-        workers = config.workers_per_copy
-        quotas = worker_quotas(stop_rule.samples, config.copies * workers)
-        for i, each in enumerate(copies):
-            each.go(start_ns, deadline_ns, quotas[i * workers:(i + 1) * workers])
-        self.sink(PhaseChanged(index, "measuring"))
+    def _interruptible(self, index: int, step: Callable[[], Any]) -> Any:
+        """Run ``step`` (a compile, which may take minutes) in a helper thread, so that a stop
+        request ends the wait at once; the step itself is abandoned."""
+        outcome: List[Any] = []
 
-        store = SampleStore(plan.sample_cap)
-        stages: dict = {}
-        error: Optional[str] = None
-        cancelled = False
-        while True:
-            if cancelled:
-                time.sleep(COLLECT_INTERVAL_S / 10)  # the copies are finishing their inference
-            else:
-                self._stop.wait(COLLECT_INTERVAL_S)
-            if self._stop.is_set() and not cancelled:
-                # Pass the stop on before anything else, so it takes effect within one inference.
-                cancelled = True
-                for each in copies:
-                    each.request_stop()
-                self.sink(PhaseChanged(index, "stopping", "stop requested"))
-            done = all(each.finished for each in copies)
-            self._collect(index, copies, store, stages, start_ns)
-            error = error or next((c.error for c in copies if c.error), None)
-            if done:
-                break
-            if error is not None or (stop_rule.samples and store.count >= stop_rule.samples):
-                for each in copies:
-                    each.request_stop()
-        now_ns = perf_counter_ns()  # for a copy that ended without saying when (it died)
-        end_ns = max((each.end_ns or now_ns for each in copies), default=start_ns)
-        duration_s = max(end_ns - start_ns, 1) / 1e9
-        status = "failed" if error else ("cancelled" if cancelled else "finished")
-        summary = store.summary()
-        warnings = []
-        if not all(r.stable for r in reports):
-            warnings.append(
-                f"warm-up did not stabilise within its bounds ({first.iterations} iterations, "
-                f"{max(r.duration_s for r in reports):.1f} s)"
-            )
-        return ConfigResult(
-            config=config,
-            status=status,
-            error=error,
-            samples=store.count,
-            duration_s=duration_s,
-            first_inference_ms=first.first_ns / 1e6,
-            warmup_iterations=first.iterations,
-            warmup_stable=all(r.stable for r in reports),
-            latency=summary,
-            throughput=throughput(store.count, duration_s, config.batch_size) if store.count else None,
-            stages={name: s.summary() for name, s in stages.items() if s.count},
-            warnings=tuple(warnings),
-            details={
-                "threads_per_copy": threads,
-                "first_inference_cold": cold,
-                "device": first.device,
-                "warmup_s": max(r.duration_s for r in reports),
-                "warmup_iterations_per_copy": [r.iterations for r in reports],
-                "first_inference_ms_per_copy": [r.first_ns / 1e6 for r in reports],
-                "sample_cap": plan.sample_cap,
-            },
-        )
+        def target() -> None:
+            try:
+                outcome.append((True, step()))
+            except BaseException as exc:
+                outcome.append((False, exc))
 
-    def _wait_ready(self, copies: list):
-        reports: List[Any] = [None] * len(copies)
+        helper = threading.Thread(target=target, name="latency-tui-step", daemon=True)
+        helper.start()
+        while helper.is_alive():
+            if self._stop.wait(COLLECT_INTERVAL_S / 2):
+                raise Stopped()
+            self._emit_utilisation(index)
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def _emit_utilisation(self, index: Optional[int]) -> None:
+        frame = self._sampler.latest()
+        if frame is not None:
+            self.sink(Utilisation(index, tuple((name, tuple(rows)) for name, rows in frame)))
+
+    def _wait_ready(self, index: int, copies: List[Any]) -> Optional[List[WarmupReport]]:
+        reports: List[Optional[WarmupReport]] = [None] * len(copies)
+        warming = False
         while any(r is None for r in reports):
             if self._stop.is_set():
                 return None
             for i, each in enumerate(copies):
                 if reports[i] is None:
-                    reports[i] = each.ready(0.05)  # raises ConfigurationError on failure
-        return reports
+                    reports[i] = each.ready(0.05 / len(copies))  # raises the copy's failure
+            if not warming and all(c.loaded for c in copies):
+                warming = True
+                noun = "copy" if len(copies) == 1 else "copies"
+                self.sink(PhaseChanged(index, "warmup", f"{len(copies)} {noun} warming up"))
+            self._emit_utilisation(index)
+        return reports  # type: ignore[return-value]
 
-    def _collect(self, index: int, copies: list, store: SampleStore, stages: dict,
-                 start_ns: int) -> None:
-        drained: List[Drained] = [each.drain() for each in copies]
-        parts = [d.inference for d in drained if d.inference.size]
+    def _drive(self, index: int, config: RunConfig, copies: List[Any], threads: int,
+               cold: bool, artifact: Any) -> ConfigResult:
+        plan = self.plan
+        for each in copies:
+            each.begin()
+        reports = self._wait_ready(index, copies)
+        if reports is None:
+            return ConfigResult(config=config, status="cancelled",
+                                error="stopped during loading or warm-up")
+        first = reports[0]
+        stable = all(r.stable for r in reports)
+        warmup_s = max(r.duration_s for r in reports)
+        self.sink(ModelLoaded(index, first.model))
+        self.sink(WarmupFinished(index=index, first_inference_ms=first.first_ns / 1e6,
+                                 iterations=first.iterations, stable=stable, duration_s=warmup_s))
+
+        stop_rule = plan.stop
+        start_ns = perf_counter_ns() + int(START_LEAD_S[config.copy_mode] * 1e9)
+        deadline_ns = (start_ns + int(stop_rule.duration_s * 1e9) if stop_rule.duration_s
+                       else 1 << 62)
+        workers = config.workers_per_copy
+        quotas = worker_quotas(stop_rule.samples, config.copies * workers)
+        for i, each in enumerate(copies):
+            each.go(start_ns, deadline_ns, quotas[i * workers:(i + 1) * workers])
+        self.sink(PhaseChanged(index, "measuring"))
+        self._sampler.begin()
+        streams = ConfigStreams(plan.sample_cap)
+        first_starts: Dict[int, int] = {}
+        cancelled = False
+        stop_since: Optional[float] = None
+        cause: Optional[ConfigurationError] = None
+        while True:
+            if stop_since is None:
+                self._stop.wait(COLLECT_INTERVAL_S)
+            else:
+                time.sleep(COLLECT_INTERVAL_S / 10)  # the copies are finishing their inference
+            if self._stop.is_set() and not cancelled:
+                # Pass the stop on before anything else, so it takes effect within one inference.
+                cancelled = True
+                stop_since = stop_since or time.monotonic()
+                for each in copies:
+                    each.request_stop()
+                self.sink(PhaseChanged(index, "stopping", "stop requested"))
+            done = all(each.finished for each in copies)
+            self._collect(index, copies, streams, start_ns, first_starts)
+            self._emit_utilisation(index)
+            cause = cause or next((c.failure for c in copies if c.failure is not None), None)
+            if done:
+                break
+            overdue = perf_counter_ns() > deadline_ns + int(self.stop_grace_s * 1e9)
+            if stop_since is None and (cause is not None or overdue or (
+                    stop_rule.samples and streams.count >= stop_rule.samples)):
+                stop_since = time.monotonic()
+                for each in copies:
+                    each.request_stop()
+            if stop_since is not None and time.monotonic() - stop_since > self.stop_grace_s:
+                break  # a copy that does not end is closed by force in _close
+        if not done and not cancelled and cause is None:
+            cause = ConfigurationError(
+                f"an inference was still running {self.stop_grace_s:g} s after measuring should "
+                "have ended (a device call that never returned)", "timeout")
+        utilisation = self._sampler.end()
+        now_ns = perf_counter_ns()  # for a copy that ended without saying when (it died)
+        end_ns = max((each.end_ns or now_ns for each in copies), default=start_ns)
+        duration_s = max(end_ns - start_ns, 1) / 1e9
+        status = "failed" if cause else ("cancelled" if cancelled else "finished")
+        count = streams.count
+        warnings = []
+        if not stable:
+            warnings.append(f"warm-up did not stabilise within its bounds ({first.iterations} "
+                            f"iterations, {warmup_s:.1f} s)")
+        spread = (max(first_starts.values()) - min(first_starts.values())) / 1e6 \
+            if first_starts else None
+        return ConfigResult(
+            config=config,
+            status=status,
+            error=str(cause) if cause else None,
+            error_kind=cause.kind if cause else None,
+            traceback=cause.details if cause else None,
+            samples=count,
+            duration_s=duration_s,
+            first_inference_ms=first.first_ns / 1e6,
+            warmup_iterations=first.iterations,
+            warmup_stable=stable,
+            latency=streams.latency.summary(),
+            device_latency=streams.device.summary() if streams.device is not None else None,
+            throughput=throughput(count, duration_s, config.batch_size) if count else None,
+            stages={name: s.summary() for name, s in streams.stages.items() if s.count},
+            timeline=streams.timeline.build(math.ceil(duration_s / streams.timeline.bucket_s))
+            if count else None,
+            utilisation=utilisation,
+            warnings=tuple(warnings),
+            details={
+                "threads_per_copy": threads,
+                "first_inference_cold": cold,
+                "device": first.device,
+                "warmup_s": warmup_s,
+                "warmup_iterations_per_copy": [r.iterations for r in reports],
+                "first_inference_ms_per_copy": [r.first_ns / 1e6 for r in reports],
+                "load_s_per_copy": [round(r.load_s, 4) for r in reports],
+                "start_spread_ms": spread,
+                "compile_s": artifact.compile_s,
+                "artifact": artifact.key,
+                "sample_cap": plan.sample_cap,
+            },
+        )
+
+    def _collect(self, index: int, copies: List[Any], streams: ConfigStreams, start_ns: int,
+                 first_starts: Dict[int, int]) -> None:
+        blocks = []
+        for i, each in enumerate(copies):
+            block = each.drain()
+            if block.size:
+                if i not in first_starts:
+                    first_starts[i] = int(block.start_ns.min())
+                blocks.append(block)
         elapsed = (perf_counter_ns() - start_ns) / 1e9
-        if parts:
-            new = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            store.add(new)
-            self.sink(Samples(index=index, latencies_ns=new, elapsed_s=elapsed))
-        for d in drained:
-            for name, values in d.stages.items():
-                stages.setdefault(name, SampleStore(self.plan.sample_cap)).add(values)
+        if blocks:
+            new = Block.concat(blocks).shifted(start_ns)
+            streams.add(new)
+            self.sink(Samples(index=index, block=new, elapsed_s=elapsed))
         stop_rule = self.plan.stop
         fractions = []
         if stop_rule.duration_s:
             fractions.append(elapsed / stop_rule.duration_s)
         if stop_rule.samples:
-            fractions.append(store.count / stop_rule.samples)
-        fraction = min(1.0, max(fractions)) if fractions else None
-        self.sink(Progress(index=index, elapsed_s=elapsed, samples=store.count, fraction=fraction))
+            fractions.append(streams.count / stop_rule.samples)
+        fraction = min(1.0, max(0.0, max(fractions))) if fractions else None
+        self.sink(Progress(index=index, elapsed_s=max(elapsed, 0.0), samples=streams.count,
+                           fraction=fraction))
 
 
-def run_plan(plan: RunPlan, sink: Sink) -> Tuple[ConfigResult, ...]:
-    return Engine(plan, sink).run()
+def run_plan(plan: RunPlan, sink: Sink, strategy: Optional[Strategy] = None
+             ) -> Tuple[ConfigResult, ...]:
+    """The engine as a function of (plan, sink): what a Ray task or a script calls."""
+    return Engine(plan, sink).run(strategy)

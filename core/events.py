@@ -1,11 +1,21 @@
 """The one stream of events a run emits, read by every view (headless progress, the TUI, the
 session writer).
 
-The engine calls a sink, ``Callable[[Event], None]``, from its own thread; a sink must return
-quickly and must not call back into the engine. Events are emitted by the engine's collector,
-never from inside a timing loop. ``Samples`` carries only the latencies that arrived since the
-previous ``Samples`` of the same configuration, so a consumer that keeps them all sees every
-measured sample exactly once (warm-up samples never appear).
+The engine calls a sink, ``Callable[[Event], None]``, from the one thread that runs it; a sink
+must return quickly and must not call back into the engine. Events are emitted by the engine's
+collector, never from inside a timing loop, and they are plain frozen data that pickle (the TUI
+receives them from an engine in another process). ``Samples`` carries only the samples that
+arrived since the previous ``Samples`` of the same configuration, so a consumer that keeps them
+all sees every measured sample exactly once (warm-up samples never appear).
+
+Per configuration the engine emits, in order::
+
+    ConfigStarted, PhaseChanged("loading"), [PhaseChanged("compiling")], PhaseChanged("warmup"),
+    ModelLoaded, WarmupFinished, PhaseChanged("measuring"), (Samples | Progress)*,
+    [PhaseChanged("stopping")], ConfigFinished
+
+and ``Utilisation`` about once a second at any point; a configuration that fails or is stopped
+ends early with its ``ConfigFinished``. ``RunStarted`` comes first and ``RunFinished`` last.
 """
 
 from __future__ import annotations
@@ -15,9 +25,10 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .measurement import ConfigResult
 from .specs import RunConfig, RunPlan
+from .streams import Block
 
 #: Phases a configuration passes through, in order.
-PHASES = ("loading", "preparing", "warmup", "measuring", "stopping")
+PHASES = ("loading", "compiling", "warmup", "measuring", "stopping")
 
 
 @dataclass(frozen=True)
@@ -28,18 +39,13 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
-class ModelLoaded:
-    """Facts about the model (source, name, parameter count, size in MB) once it is loaded."""
-
-    index: int
-    model: Dict[str, Any] = field(hash=False)
-
-
-@dataclass(frozen=True)
 class ConfigStarted:
     index: int
-    total: int
+    #: How many configurations the run has, when the strategy knows (a sweep does).
+    total: Optional[int]
     config: RunConfig
+    #: What produced it: {"strategy": "sweep"}; a search adds its step.
+    trial: Dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,14 @@ class PhaseChanged:
     index: int
     phase: str
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    """Facts about the model (source, name, parameter count, size in MB) once it is loaded."""
+
+    index: int
+    model: Dict[str, Any] = field(hash=False)
 
 
 @dataclass(frozen=True)
@@ -60,12 +74,17 @@ class WarmupFinished:
 
 @dataclass(frozen=True)
 class Samples:
-    """New inference latencies (integer nanoseconds, a numpy int64 array) of one configuration."""
+    """New samples of one configuration: start and end of each inference in ns since measuring
+    began (``block.latency_ns`` is their difference)."""
 
     index: int
-    latencies_ns: Any = field(hash=False, compare=False)
+    block: Block = field(hash=False, compare=False)
     #: Seconds since measuring began, at the moment these samples were collected.
     elapsed_s: float = 0.0
+
+    @property
+    def latencies_ns(self) -> Any:
+        return self.block.latency_ns
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,14 @@ class Progress:
     samples: int
     #: Fraction of the stop rule reached (0..1), or None when it cannot be known.
     fraction: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    """The monitors' newest readings: ``((monitor name, (Reading, ...)), ...)``."""
+
+    index: Optional[int]
+    groups: Tuple[Tuple[str, Tuple[Any, ...]], ...] = field(hash=False)
 
 
 @dataclass(frozen=True)
@@ -92,8 +119,8 @@ class RunFinished:
 
 
 Event = Union[
-    RunStarted, ModelLoaded, ConfigStarted, PhaseChanged, WarmupFinished, Samples, Progress,
-    ConfigFinished, RunFinished,
+    RunStarted, ConfigStarted, PhaseChanged, ModelLoaded, WarmupFinished, Samples, Progress,
+    Utilisation, ConfigFinished, RunFinished,
 ]
 Sink = Callable[[Event], None]
 

@@ -13,8 +13,7 @@ import functools
 from collections.abc import Iterator
 from typing import Any, Dict, Optional, Tuple
 
-from .errors import UserError
-from .models import _one_line
+from .errors import UserError, one_line
 from .specs import InputSpec
 
 #: ``options["task"]`` to the transformers auto class that loads it.
@@ -69,7 +68,7 @@ def load_pretrained(
         try:
             model = auto_class.from_pretrained(name_or_dir, **options)
         except Exception as exc:
-            raise UserError(f"model source {source!r}: cannot load: {_one_line(exc)}") from exc
+            raise UserError(f"model source {source!r}: cannot load: {one_line(exc)}") from exc
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(name_or_dir)
         except (OSError, ValueError, KeyError):
@@ -116,7 +115,7 @@ def random_bert(source: str, settings: Dict[str, Any]) -> Any:
             torch.manual_seed(0)
             model = transformers.BertForSequenceClassification(config)
     except ValueError as exc:
-        raise UserError(f"model source {source!r}: {_one_line(exc)}") from exc
+        raise UserError(f"model source {source!r}: {one_line(exc)}") from exc
     return first_output(model)
 
 

@@ -62,9 +62,7 @@ class LogHistogram:
         values = np.asarray(values_ns, dtype=np.float64).ravel()
         if values.size == 0:
             return
-        index = np.floor(np.log(np.maximum(values, 1.0)) / self._log_gamma).astype(np.intp)
-        np.minimum(index, self._counts.size - 1, out=index)
-        self._counts += np.bincount(index, minlength=self._counts.size)
+        self._counts += np.bincount(self.bucket_of(values), minlength=self._counts.size)
         mean = float(values.mean())
         deviations = values - mean
         self._combine(values.size, mean, float(np.dot(deviations, deviations)),
@@ -87,6 +85,16 @@ class LogHistogram:
         self._count = total
         self._min = min(self._min, low)
         self._max = max(self._max, high)
+
+    def bucket_of(self, values_ns: Any) -> np.ndarray:
+        """The bucket index of each value: the layout other per-bucket counts share."""
+        values = np.asarray(values_ns, dtype=np.float64)
+        index = np.floor(np.log(np.maximum(values, 1.0)) / self._log_gamma).astype(np.intp)
+        return np.minimum(index, self._counts.size - 1, out=index)
+
+    def midpoint(self, bucket: Any) -> Any:
+        """The value (ns) a bucket reports: within ``relative_error`` of all it holds."""
+        return np.exp((np.asarray(bucket) + 0.5) * self._log_gamma)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def _version(package: str) -> Optional[str]:
         return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
@@ -33,6 +33,19 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity, taskset, a container's cpuset), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def auto_threads(copies: int, cpus: Optional[int] = None) -> int:
+    """Intra-op threads per copy when the preset does not say: the usable cores shared out."""
+    return max(1, (cpus or usable_cpus()) // max(copies, 1))
 
 
 def _read(path: str) -> Optional[str]:
@@ -54,7 +67,7 @@ def host_facts() -> Dict[str, Any]:
         "torch": _version("torch"),
         "numpy": _version("numpy"),
         "latency_tui": __version__,
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
     }

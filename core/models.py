@@ -17,64 +17,22 @@ not pay for torch, and ``latency-tui --help`` must stay fast.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import itertools
 import os
 import re
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
-from .errors import UserError
-from .specs import InputSpec, ModelSpec, TensorSpec
-
-#: Built-in options and their defaults; the keys are the names after ``builtin:``.
-_BUILTIN_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "noop": {},
-    "mlp": {"cardinalities": [12, 31, 7], "embedding_dim": 4, "numerical": 4, "hidden": [64, 32]},
-    "bert": {
-        "seq_len": 128,
-        "layers": 12,
-        "hidden": 768,
-        "heads": 12,
-        "intermediate": 3072,
-        "vocab_size": 30522,
-        "num_labels": 2,
-    },
-}
-BUILTINS: Tuple[str, ...] = tuple(_BUILTIN_DEFAULTS)
+from .builtins import DEFAULTS, builtin_options, load_builtin
+from .errors import UserError, one_line
+from .loaded import LoadedModel, loaded_module
+from .specs import ModelSpec
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript")
 _ATTRIBUTE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _module_numbers = itertools.count()
-
-
-@dataclass
-class LoadedModel:
-    """A model on the host, with what is known about how to feed it."""
-
-    #: An nn.Module in eval mode, or a plain callable (``builtin:noop``).
-    module: Callable[..., Any]
-    source: str
-    name: str
-    parameters: Optional[int]
-    #: Bytes of parameters and buffers / 1e6.
-    size_mb: Optional[float]
-    #: Inputs for batch size 1 (a tuple or dict of tensors), when the source provides them.
-    example_inputs: Any = None
-    #: How to synthesise inputs when neither the user nor ``example_inputs`` says.
-    default_inputs: Optional[InputSpec] = None
-    tokenizer: Any = None
-
-    def describe(self) -> Dict[str, Any]:
-        return {
-            "source": self.source,
-            "name": self.name,
-            "parameters": self.parameters,
-            "size_mb": self.size_mb,
-        }
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
@@ -82,12 +40,12 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     source = spec.source.strip()
     options = dict(spec.options)
     if source.startswith("builtin:"):
-        return _load_builtin(source, options)
+        return load_builtin(source, options)
     if source.startswith("hf:"):
         from .hf import load_pretrained
 
         module, tokenizer, default_inputs = load_pretrained(source, source[3:], options)
-        return _loaded_module(module, source, source[3:], None, default_inputs, tokenizer)
+        return loaded_module(module, source, source[3:], None, default_inputs, tokenizer)
     if source.startswith("torchscript:") or source.endswith(TORCHSCRIPT_SUFFIXES):
         return _load_torchscript(source)
     if ":" not in source:
@@ -105,8 +63,8 @@ def check_source(spec: ModelSpec) -> None:
     the user's modules (and so maybe torch): call it off any UI thread."""
     scheme, _, rest = spec.source.partition(":")
     label = f"model source {spec.source!r}"
-    if scheme == "builtin" and rest in _BUILTIN_DEFAULTS:
-        _builtin_options(spec.source, _BUILTIN_DEFAULTS[rest], dict(spec.options))
+    if scheme == "builtin" and rest in DEFAULTS:
+        builtin_options(spec.source, DEFAULTS[rest], dict(spec.options))
     elif scheme == "hf":
         if rest.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(rest)):
             raise UserError(f"{label}: no such directory {rest}")
@@ -132,129 +90,6 @@ def load_callable(ref: str, what: str) -> Callable[..., Any]:
 # -- built-ins -------------------------------------------------------------------------------
 
 
-def _noop(*args: Any, **kwargs: Any) -> None:
-    """The model that does nothing: its latency is the harness's own overhead."""
-
-
-def _load_builtin(source: str, options: Dict[str, Any]) -> LoadedModel:
-    name = source[len("builtin:") :]
-    if name not in _BUILTIN_DEFAULTS:
-        raise UserError(
-            f"model source {source!r}: unknown built-in {name!r} (known: {', '.join(BUILTINS)})"
-        )
-    settings = _builtin_options(source, _BUILTIN_DEFAULTS[name], options)
-    if name == "noop":
-        return LoadedModel(_noop, source, "noop", None, None, example_inputs=())
-    if name == "mlp":
-        return _loaded_module(
-            _tabular_mlp(settings), source, "tabular-mlp", None, _tabular_mlp_inputs(settings)
-        )
-    from .hf import random_bert
-
-    seq_len, vocab_size = settings["seq_len"], settings["vocab_size"]
-    default_inputs = InputSpec(
-        tensors=(
-            TensorSpec("input_ids", (seq_len,), "int64", low=0, high=vocab_size),
-            TensorSpec("attention_mask", (seq_len,), "int64", low=1, high=2),
-        ),
-        as_kwargs=True,
-    )
-    return _loaded_module(
-        random_bert(source, settings), source, "bert-style (random weights)", None, default_inputs
-    )
-
-
-def _builtin_options(
-    source: str, defaults: Dict[str, Any], options: Dict[str, Any]
-) -> Dict[str, Any]:
-    """Merge ``options`` over ``defaults``, refusing unknown keys and values of the wrong kind."""
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        known = ", ".join(defaults) or "none"
-        raise UserError(f"model source {source!r}: unknown option {unknown[0]!r} (known: {known})")
-    settings = dict(defaults)
-    for key, value in options.items():
-        if isinstance(defaults[key], list):
-            if not isinstance(value, (list, tuple)) or not all(_positive_int(v) for v in value):
-                raise UserError(
-                    f"model source {source!r}: option {key!r} must be a list of positive "
-                    f"integers, got {value!r}"
-                )
-            value = list(value)
-        elif not _positive_int(value):
-            raise UserError(
-                f"model source {source!r}: option {key!r} must be a positive integer, got {value!r}"
-            )
-        settings[key] = value
-    if "cardinalities" in settings and not settings["cardinalities"]:
-        raise UserError(f"model source {source!r}: option 'cardinalities' must not be empty")
-    return settings
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-@functools.cache
-def _tabular_mlp_class() -> type:
-    """Define the MLP class on first use, so that importing this module does not import torch."""
-    import torch
-    from torch import nn
-
-    class TabularMLP(nn.Module):
-        """A tabular regressor: one embedding per categorical column, concatenated with the
-        numerical columns, then a ReLU MLP down to one output."""
-
-        def __init__(
-            self, cardinalities: List[int], embedding_dim: int, numerical: int, hidden: List[int]
-        ) -> None:
-            super().__init__()
-            self.embeddings = nn.ModuleList(
-                [nn.Embedding(count, embedding_dim) for count in cardinalities]
-            )
-            layers: List[nn.Module] = []
-            width = len(cardinalities) * embedding_dim + numerical
-            for size in hidden:
-                layers += [nn.Linear(width, size), nn.ReLU()]
-                width = size
-            layers.append(nn.Linear(width, 1))
-            self.mlp = nn.Sequential(*layers)
-
-        def forward(self, categorical: torch.Tensor, numerical: torch.Tensor) -> torch.Tensor:
-            features = []
-            for column, embedding in enumerate(self.embeddings):
-                features.append(embedding(categorical[:, column]))
-            features.append(numerical)
-            return self.mlp(torch.cat(features, dim=1))
-
-    return TabularMLP
-
-
-def _tabular_mlp(settings: Dict[str, Any]) -> Any:
-    import torch
-
-    # Seeded for the same weights every run, without disturbing the caller's random state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return _tabular_mlp_class()(
-            settings["cardinalities"],
-            settings["embedding_dim"],
-            settings["numerical"],
-            settings["hidden"],
-        )
-
-
-def _tabular_mlp_inputs(settings: Dict[str, Any]) -> InputSpec:
-    cardinalities = settings["cardinalities"]
-    return InputSpec(
-        tensors=(
-            # One range for every column: the smallest cardinality keeps each index valid.
-            TensorSpec("categorical", (len(cardinalities),), "int64", high=min(cardinalities)),
-            TensorSpec("numerical", (settings["numerical"],), "float32"),
-        )
-    )
-
-
 # -- TorchScript -----------------------------------------------------------------------------
 
 
@@ -268,9 +103,9 @@ def _load_torchscript(source: str) -> LoadedModel:
         module = torch.jit.load(path, map_location="cpu")
     except Exception as exc:
         raise UserError(
-            f"model source {source!r}: not a TorchScript file ({_one_line(exc)})"
+            f"model source {source!r}: not a TorchScript file ({one_line(exc)})"
         ) from exc
-    return _loaded_module(module, source, os.path.basename(path), None, None)
+    return loaded_module(module, source, os.path.basename(path), None, None)
 
 
 # -- module:attr and file.py:attr ------------------------------------------------------------
@@ -280,13 +115,13 @@ def _load_reference(source: str) -> LoadedModel:
     """Load an nn.Module subclass, an nn.Module instance, or a zero-argument factory."""
     label = f"model source {source!r}"
     found = _resolve_reference(source, label)
-    from torch import nn
+    nn = _NotTorch if "torch" not in sys.modules else sys.modules["torch"].nn
 
     attr = source.rpartition(":")[2]
     if isinstance(found, type) and issubclass(found, nn.Module):
-        return _loaded_module(_call(found, attr, label), source, attr, None, None)
+        return loaded_module(_call(found, attr, label), source, attr, None, None)
     if isinstance(found, nn.Module):
-        return _loaded_module(found, source, attr, None, None)
+        return loaded_module(found, source, attr, None, None)
     if not callable(found):
         raise UserError(
             f"{label}: {attr} is a {type(found).__name__}, not an nn.Module, "
@@ -296,17 +131,27 @@ def _load_reference(source: str) -> LoadedModel:
     example = None
     if isinstance(made, tuple) and len(made) == 2 and callable(made[0]):
         made, example = made[0], _example_inputs(made[1], label)
+        nn = _NotTorch if "torch" not in sys.modules else sys.modules["torch"].nn
         if not isinstance(made, nn.Module):
             # A plain callable with its inputs (a Python workload, a compiled function):
             # measured as it is, with no parameters to count.
             return LoadedModel(module=made, source=source, name=attr, parameters=None,
                                size_mb=None, example_inputs=example)
+    nn = _NotTorch if "torch" not in sys.modules else sys.modules["torch"].nn
     if not isinstance(made, nn.Module):
         raise UserError(
             f"{label}: {attr}() returned a {type(made).__name__}; "
             "expected an nn.Module, (module, example_inputs) or (callable, example_inputs)"
         )
-    return _loaded_module(made, source, attr, example, None)
+    return loaded_module(made, source, attr, example, None)
+
+
+class _NotTorch:
+    """Stands in for ``torch.nn`` while torch is not imported: nothing the user's code made can
+    be an ``nn.Module`` then, and a Python callable's load never pays for importing torch."""
+
+    class Module:
+        pass
 
 
 def _resolve_reference(ref: str, label: str) -> Any:
@@ -334,9 +179,9 @@ def _import_module(name: str, label: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
             raise UserError(f"{label}: no module named {name!r}") from exc
-        raise UserError(f"{label}: importing {name} failed: {_one_line(exc)}") from exc
+        raise UserError(f"{label}: importing {name} failed: {one_line(exc)}") from exc
     except Exception as exc:
-        raise UserError(f"{label}: importing {name} failed: {_one_line(exc)}") from exc
+        raise UserError(f"{label}: importing {name} failed: {one_line(exc)}") from exc
 
 
 def _import_file(path: str, label: str) -> Any:
@@ -359,7 +204,7 @@ def _import_file(path: str, label: str) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        raise UserError(f"{label}: importing {path} failed: {_one_line(exc)}") from exc
+        raise UserError(f"{label}: importing {path} failed: {one_line(exc)}") from exc
     finally:
         sys.path.remove(folder)
     return module
@@ -369,11 +214,13 @@ def _call(factory: Callable[[], Any], attr: str, label: str) -> Any:
     try:
         return factory()
     except Exception as exc:
-        raise UserError(f"{label}: {attr}() failed: {_one_line(exc)}") from exc
+        raise UserError(f"{label}: {attr}() failed: {one_line(exc)}") from exc
 
 
 def _example_inputs(example: Any, label: str) -> Any:
     """Check a factory's batch-size-1 example inputs; a lone tensor becomes a 1-tuple."""
+    if isinstance(example, (tuple, list)) and not example:  # no inputs: no torch needed
+        return ()
     import torch
 
     if isinstance(example, torch.Tensor):
@@ -393,30 +240,3 @@ def _example_inputs(example: Any, label: str) -> Any:
 # -- shared ----------------------------------------------------------------------------------
 
 
-def _loaded_module(
-    module: Any,
-    source: str,
-    name: str,
-    example_inputs: Any,
-    default_inputs: Optional[InputSpec],
-    tokenizer: Any = None,
-) -> LoadedModel:
-    """Put an nn.Module in eval mode and measure it."""
-    module.eval()
-    parameters = sum(p.numel() for p in module.parameters())
-    size = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
-    return LoadedModel(
-        module=module,
-        source=source,
-        name=name,
-        parameters=parameters,
-        size_mb=size / 1e6,
-        example_inputs=example_inputs,
-        default_inputs=default_inputs,
-        tokenizer=tokenizer,
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -11,9 +11,9 @@ import importlib.util
 import itertools
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
-from .backends import check_device, get_backend
+from .backends import backend_class, check_device
 from .errors import UserError
 from .presets import Preset
 from .specs import COPY_MODES, ModelSpec, RunConfig, RunPlan, StopRule
@@ -92,16 +92,22 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
     if o.warmup_max_s is not None:
         warmup = replace(warmup, max_s=o.warmup_max_s, min_s=min(warmup.min_s, o.warmup_max_s))
 
-    configs = tuple(
-        RunConfig(device=device, batch_size=b, copies=c, workers_per_copy=w, copy_mode=copy_mode,
-                  threads_per_copy=run.threads_per_copy, device_options=dict(preset.device_options))
-        for b, c, w in itertools.product(o.batch_sizes or run.batch_sizes, o.copies or run.copies,
-                                         o.workers or run.workers)
-    )
-    try:
-        get_backend(device, preset.device_options)  # checks the [device] options now, not mid-run
+    backend = backend_class(device)
+    try:  # the [device] options, checked now (and without creating a backend), not mid-run
+        device_options = backend.check_options(preset.device_options)
     except UserError as exc:
         raise UserError(f"{where}: [device] {exc}") from None
+    if copy_mode not in backend.copy_modes:
+        what = "--copy-mode" if o.copy_mode else f"{where}: run.copy_mode"
+        raise UserError(f"{what} {copy_mode!r}: the {device} device runs copies as "
+                        f"{' or '.join(backend.copy_modes)}")
+    axes = {"batch_sizes": tuple(o.batch_sizes or run.batch_sizes),
+            "copies": tuple(o.copies or run.copies), "workers": tuple(o.workers or run.workers)}
+    configs = tuple(
+        RunConfig(device=device, batch_size=b, copies=c, workers_per_copy=w, copy_mode=copy_mode,
+                  threads_per_copy=run.threads_per_copy, device_options=dict(device_options))
+        for b, c, w in itertools.product(axes["batch_sizes"], axes["copies"], axes["workers"])
+    )
     recorded = {
         "name": preset.name,
         "origin": preset.origin,
@@ -110,16 +116,16 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
         "model": asdict(model),
         "inputs": _jsonable(asdict(preset.inputs)),
         "run": {
-            "device": device, "batch_sizes": list(o.batch_sizes or run.batch_sizes),
-            "copies": list(o.copies or run.copies), "workers": list(o.workers or run.workers),
+            "device": device, "batch_sizes": list(axes["batch_sizes"]),
+            "copies": list(axes["copies"]), "workers": list(axes["workers"]),
             "copy_mode": copy_mode, "threads_per_copy": run.threads_per_copy,
             "duration_s": stop.duration_s, "samples": stop.samples, "sample_cap": run.sample_cap,
         },
-        "device": dict(preset.device_options),
+        "device": dict(device_options),
         "warmup": asdict(warmup),
     }
     return RunPlan(name=preset.name, model=model, inputs=preset.inputs, configs=configs,
-                   stop=stop, warmup=warmup, sample_cap=run.sample_cap, preset=recorded)
+                   stop=stop, warmup=warmup, sample_cap=run.sample_cap, preset=recorded, axes=axes)
 
 
 def _jsonable(value: Any) -> Any:
@@ -167,7 +173,7 @@ def resolve_source(source: str, base: Optional[Path]) -> str:
 def check_model_source(source: str, *, what: str) -> None:
     """Catch a model source that cannot possibly load before anything runs; what can only be
     known by loading (a hub name, an attribute) is checked when the model loads."""
-    from .models import BUILTINS
+    from .builtins import BUILTINS
 
     scheme, sep, rest = source.partition(":")
     if scheme == "builtin":
@@ -214,7 +220,3 @@ def check_sources(plan: RunPlan) -> None:
     except UserError as exc:
         where = plan.preset.get("path")
         raise UserError(f"{where}: {exc}" if where else str(exc)) from None
-
-
-def describe_overrides(overrides: Overrides) -> Dict[str, Any]:
-    return {k: v for k, v in asdict(overrides).items() if v is not None}

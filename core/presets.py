@@ -63,9 +63,9 @@ class Preset:
 
 
 def user_preset_dir() -> Path:
-    from platformdirs import user_config_dir
+    from .paths import config_dir
 
-    return Path(user_config_dir("latency-tui")) / "presets"
+    return config_dir() / "presets"
 
 
 def _builtin_files() -> Dict[str, Any]:

@@ -1,9 +1,12 @@
 """The session file: one JSON document per session, rewritten atomically after every finished
 configuration so that a crash loses at most the configuration in progress.
 
-The schema (``schema_version`` 1) is documented in the README; the keys written here are the
-contract, and extra keys may be added without a version change. ``Session`` is also the model
-the views read: the TUI shows a loaded session exactly as it shows a live one.
+The schema (``schema_version`` 2; version 1 files are still read) is documented in the README;
+the keys written here are the contract, and extra keys may be added without a version change.
+Every value is type-checked as it is read (``fields``), so a session file from elsewhere is
+either read faithfully or refused with one line naming the field. ``Session`` is also the model
+the views read: the TUI shows a loaded session exactly as it shows a live one, and what is saved
+is what is loaded, object for object.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +23,17 @@ from typing import Any, Dict, List, Optional, Union
 from . import __version__
 from .errors import UserError
 from .events import ConfigFinished, Event, ModelLoaded, RunStarted
-from .measurement import ConfigResult, LatencySummary, Throughput
-from .specs import RunConfig
+from .fields import Fields
+from .measurement import (
+    PERCENTILE_KEYS, STATUSES, ConfigResult, LatencySummary, Throughput, Timeline,
+)
+from .specs import COPY_MODES, RunConfig
 
 SCHEMA = "latency-tui/session"
-SCHEMA_VERSION = 1
-STATUSES = ("finished", "failed", "cancelled")
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+#: A session file larger than this is not one of ours (and would not fit a view's memory).
+MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 def _now_iso() -> str:
@@ -55,145 +64,197 @@ class Session:
         }
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any], *, where: str = "session") -> "Session":
+    def from_dict(cls, data: Any, *, where: str = "session") -> "Session":
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise UserError(f"{where}: not a latency-tui session (no \"schema\": \"{SCHEMA}\")")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise UserError(
                 f"{where}: schema_version {version!r} is not supported (this is {__version__}, "
-                f"which reads version {SCHEMA_VERSION})"
+                f"which reads versions {', '.join(map(str, READABLE_VERSIONS))})"
             )
-        for key in ("host", "preset", "model"):
-            if not isinstance(data.get(key) or {}, dict):
-                raise UserError(f"{where}: \"{key}\" must be an object")
-        results = data.get("results")
-        if not isinstance(results, list):
-            raise UserError(f"{where}: \"results\" must be a list")
-        parsed = []
-        for i, entry in enumerate(results):
-            try:
-                parsed.append(result_from_dict(entry))
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-                raise UserError(f"{where}: results[{i}] is malformed ({reason})") from None
+        f = Fields(data, where)
+        read = result_from_dict if version == 2 else result_from_v1
         return cls(
-            preset=dict(data.get("preset") or {}),
-            host=dict(data.get("host") or {}),
-            model=dict(data.get("model") or {}),
-            results=parsed,
-            created=str(data.get("created", "")),
-            tool_version=str(data.get("tool_version", "")),
+            preset=dict(f.table("preset", {}).data),
+            host=dict(f.table("host", {}).data),
+            model=dict(f.table("model", {}).data),
+            results=[read(entry) for entry in f.tables("results")],
+            created=f.string("created", ""),
+            tool_version=f.string("tool_version", ""),
         )
 
 
-def _summary_to_dict(summary: LatencySummary) -> Dict[str, Any]:
-    return summary.to_dict()
-
-
 def result_to_dict(result: ConfigResult) -> Dict[str, Any]:
-    latency = result.latency
-    out: Dict[str, Any] = {
+    def summary(value: Optional[LatencySummary]) -> Optional[Dict[str, Any]]:
+        return value.to_dict() if value is not None else None
+
+    return {
         "config": result.config.to_dict(),
         "status": result.status,
         "error": result.error,
+        "error_kind": result.error_kind,
+        "traceback": result.traceback,
         "samples": result.samples,
         "duration_s": result.duration_s,
         "first_inference_ms": result.first_inference_ms,
         "warmup_iterations": result.warmup_iterations,
         "warmup_stable": result.warmup_stable,
-        "latency_ms": latency.to_dict() if latency else None,
+        "latency_ms": summary(result.latency),
+        "device_latency_ms": summary(result.device_latency),
         "throughput": result.throughput.to_dict() if result.throughput else None,
+        "stages_ms": {name: s.to_dict() for name, s in result.stages.items()},
+        "timeline": result.timeline.to_dict() if result.timeline else None,
+        "utilisation": result.utilisation,
+        "trial": result.trial,
+        "warnings": list(result.warnings),
+        "details": result.details,
     }
-    if latency is not None:
-        out["latency_ci_ms"] = {k: list(v) for k, v in latency.intervals.items()}
-        out["confidence"] = latency.confidence
-        out["latency_exact"] = latency.exact
-        out["percentile_relative_error"] = latency.relative_error
-    if result.stages:
-        out["stages_ms"] = {name: _summary_to_dict(s) for name, s in result.stages.items()}
-    out["warnings"] = list(result.warnings) + (list(latency.warnings) if latency else [])
-    out["details"] = result.details
-    return out
 
 
-def _summary_from_dict(
-    values: Dict[str, Any], count: int, result: Dict[str, Any]
-) -> LatencySummary:
-    from .measurement import PERCENTILES
-
-    intervals = {k: (float(v[0]), float(v[1])) for k, v in (result.get("latency_ci_ms") or {}).items()}
-    return LatencySummary(
-        count=count,
-        min=float(values["min"]),
-        mean=float(values["mean"]),
-        std=float(values["std"]),
-        max=float(values["max"]),
-        percentiles={key: float(values[key]) for key, _ in PERCENTILES},
-        intervals=intervals,
-        confidence=float(result.get("confidence", 0.95)),
-        exact=bool(result.get("latency_exact", True)),
-        relative_error=float(result.get("percentile_relative_error", 0.0)),
+def config_from_dict(f: Fields) -> RunConfig:
+    copy_mode = f.string("copy_mode", "thread")
+    if copy_mode not in COPY_MODES:
+        raise f.fail("copy_mode", f"must be one of {', '.join(COPY_MODES)}, not {copy_mode!r}")
+    return RunConfig(
+        device=f.string("device"),
+        batch_size=f.number("batch_size", integer=True, minimum=1),
+        copies=f.number("copies", integer=True, minimum=1),
+        workers_per_copy=f.number("workers_per_copy", integer=True, minimum=1),
+        copy_mode=copy_mode,
+        threads_per_copy=f.number("threads_per_copy", None, integer=True, minimum=1),
+        device_options=dict(f.table("device_options", {}).data),
     )
 
 
-def result_from_dict(data: Dict[str, Any]) -> ConfigResult:
-    config_fields = set(RunConfig.__dataclass_fields__)
-    config = RunConfig(**{k: v for k, v in data["config"].items() if k in config_fields})
-    status = data["status"]
+def _common(f: Fields) -> Dict[str, Any]:
+    """The fields versions 1 and 2 share."""
+    status = f.string("status")
     if status not in STATUSES:
-        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-    samples = int(data.get("samples") or 0)
-    latency = data.get("latency_ms")
-    throughput = data.get("throughput")
-    stages = {
-        name: _summary_from_dict(values, samples, {})
-        for name, values in (data.get("stages_ms") or {}).items()
-    }
-    return ConfigResult(
-        config=config,
+        raise f.fail("status", f"must be one of {', '.join(STATUSES)}, not {status!r}")
+    throughput = f.table("throughput", None)
+    return dict(
+        config=config_from_dict(f.table("config")),
         status=status,
-        error=data.get("error"),
-        samples=samples,
-        duration_s=float(data.get("duration_s") or 0.0),
-        first_inference_ms=data.get("first_inference_ms"),
-        warmup_iterations=int(data.get("warmup_iterations") or 0),
-        warmup_stable=data.get("warmup_stable"),
-        latency=_summary_from_dict(latency, samples, data) if latency else None,
-        throughput=Throughput(**throughput) if throughput else None,
-        stages=stages,
-        warnings=tuple(data.get("warnings") or ()),
-        details=dict(data.get("details") or {}),
+        error=f.string("error", None),
+        samples=f.number("samples", 0, integer=True, minimum=0),
+        duration_s=float(f.number("duration_s", 0.0, minimum=0)),
+        first_inference_ms=_optional_float(f.number("first_inference_ms", None, minimum=0)),
+        warmup_iterations=f.number("warmup_iterations", 0, integer=True, minimum=0),
+        warmup_stable=f.boolean("warmup_stable", None),
+        throughput=Throughput.from_dict(throughput.data, throughput.where) if throughput else None,
+        warnings=f.strings("warnings", []),
+        details=dict(f.table("details", {}).data),
     )
+
+
+def result_from_dict(f: Fields) -> ConfigResult:
+    """One result of a version 2 file."""
+    def summary(key: str) -> Optional[LatencySummary]:
+        table = f.table(key, None)
+        return None if table is None else LatencySummary.from_dict(table.data, table.where)
+
+    stages = f.table("stages_ms", {})
+    timeline = f.table("timeline", None)
+    kind = f.string("error_kind", None)
+    return ConfigResult(
+        **_common(f),
+        error_kind=kind,
+        traceback=f.string("traceback", None),
+        latency=summary("latency_ms"),
+        device_latency=summary("device_latency_ms"),
+        stages={name: LatencySummary.from_dict(value, stages.path(name))
+                for name, value in stages.data.items()},
+        timeline=Timeline.from_dict(timeline.data, timeline.where) if timeline else None,
+        utilisation=dict(f.table("utilisation", {}).data),
+        trial=dict(f.table("trial", {}).data),
+    )
+
+
+def result_from_v1(f: Fields) -> ConfigResult:
+    """One result of a version 1 file: percentiles beside their intervals at the result's level,
+    stages without intervals, and the summary's warnings merged into the result's."""
+    common = _common(f)
+    samples = common["samples"]
+
+    def summary(values: Fields, with_intervals: bool) -> LatencySummary:
+        intervals = {}
+        if with_intervals:
+            for key, pair in f.items("latency_ci_ms", {}):
+                low, high = Fields({key: pair}, f.path("latency_ci_ms")).numbers(key)
+                intervals[key] = (float(low), float(high))
+        return LatencySummary(
+            count=samples, min=float(values.number("min")), mean=float(values.number("mean")),
+            std=float(values.number("std", minimum=0)), max=float(values.number("max")),
+            percentiles={key: float(values.number(key)) for key in PERCENTILE_KEYS},
+            intervals=intervals,
+            confidence=float(f.number("confidence", 0.95)) if with_intervals else 0.95,
+            exact=f.boolean("latency_exact", True) if with_intervals else True,
+            relative_error=float(f.number("percentile_relative_error", 0.0, minimum=0))
+            if with_intervals else 0.0,
+        )
+
+    latency = f.table("latency_ms", None)
+    stages = f.table("stages_ms", {})
+    return ConfigResult(
+        **common,
+        latency=summary(latency, True) if latency else None,
+        stages={name: summary(Fields(value, stages.path(name)), False)
+                for name, value in stages.data.items()},
+    )
+
+
+def _optional_float(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
 
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def check_writable(path: PathLike, *, what: str = "--json") -> Path:
-    """Fail early, before anything runs, if the session could not be written to ``path``."""
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise UserError(f"{what} {target}: is a directory")
+def session_target(path: PathLike, *, what: str = "--json") -> Path:
+    """The file a session written to ``path`` lands in, or a ``UserError`` saying why it cannot.
+
+    Only a regular file, or a new path in an existing directory, is ever written: a directory, a
+    device (``/dev/null``), a FIFO or a socket is refused. A symbolic link is followed, and the
+    file it points to is replaced (the link stays a link).
+    """
+    given = Path(path).expanduser()
+    target = given.resolve() if given.is_symlink() else given
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UserError(f"{what} {given}: {exc.strerror or exc}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise UserError(f"{what} {given}: is {kind}; give a file name")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise UserError(f"{what} {target}: directory {parent} does not exist")
+        raise UserError(f"{what} {given}: directory {parent} does not exist")
+    return target
+
+
+def check_writable(path: PathLike, *, what: str = "--json") -> Path:
+    """Fail early, before anything runs, if the session could not be written to ``path``."""
+    target = session_target(path, what=what)
     try:  # the only sure test, for root too: create a file there
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UserError(f"{what} {target}: not writable ({exc.strerror or exc})") from None
+        raise UserError(f"{what} {path}: not writable ({exc.strerror or exc})") from None
     if target.exists() and not os.access(target, os.W_OK):
-        raise UserError(f"{what} {target}: not writable")
+        raise UserError(f"{what} {path}: not writable")
     return target
 
 
 def save_session(session: Session, path: PathLike) -> Path:
-    """Write ``session`` to ``path`` atomically: a temporary file beside it, then a rename."""
-    target = Path(path).expanduser()
+    """Write ``session`` to ``path`` atomically: a temporary file beside it, then a rename. The
+    temporary file is removed on every way out, and what was at ``path`` is left whole."""
+    target = session_target(path, what="session")
     text = json.dumps(session.to_dict(), indent=2, allow_nan=False, default=_json_default)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -231,23 +292,35 @@ def load_session(path: PathLike) -> Session:
     """Read a session file; a file that is not one raises ``UserError`` naming it."""
     source = Path(path).expanduser()
     try:
-        text = source.read_text(encoding="utf-8")
+        if source.stat().st_size > MAX_FILE_BYTES:
+            raise UserError(f"{source}: larger than {MAX_FILE_BYTES // 2**20} MiB; not a session")
+        raw = source.read_bytes()
     except OSError as exc:
         raise UserError(f"{source}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise UserError(f"{source}: not UTF-8 text; not a session") from None
+    except RecursionError:
+        raise UserError(f"{source}: nested too deeply; not a session") from None
     except ValueError as exc:
         raise UserError(f"{source}: not valid JSON ({exc})") from None
     return Session.from_dict(data, where=str(source))
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 class SessionRecorder:
     """An event sink that keeps a ``Session`` current and, given a path, saves it after
-    every finished configuration."""
+    every finished configuration. A save that fails (a full disk) is kept in ``save_error``
+    and tried again after the next configuration: the run goes on."""
 
     def __init__(self, path: Optional[PathLike] = None, session: Optional[Session] = None):
         self.path = Path(path).expanduser() if path is not None else None
         self.session = session or Session()
+        self.save_error: Optional[BaseException] = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -261,5 +334,15 @@ class SessionRecorder:
                 self.session.model = dict(event.model)
         elif isinstance(event, ConfigFinished):
             self.session.results.append(event.result)
-            if self.path is not None:
-                save_session(self.session, self.path)
+            self.save()
+
+    def save(self) -> Optional[Path]:
+        if self.path is None:
+            return None
+        try:
+            written = save_session(self.session, self.path)
+        except (OSError, UserError, ValueError, TypeError) as exc:
+            self.save_error = exc
+            return None
+        self.save_error = None
+        return written

@@ -123,3 +123,13 @@ class RunPlan:
     sample_cap: int = 2_000_000
     #: The preset as resolved (after overrides), recorded in the session.
     preset: Dict[str, Any] = field(default_factory=dict, hash=False)
+    #: The sweep's axes as given: "batch_sizes", "copies", "workers" -> values, in order.
+    axes: Dict[str, Tuple[int, ...]] = field(default_factory=dict, hash=False)
+
+    def axis(self, name: str) -> Tuple[int, ...]:
+        """The values the plan sweeps on one axis ("batch_sizes", "copies" or "workers")."""
+        if name in self.axes:
+            return tuple(self.axes[name])
+        attribute = {"batch_sizes": "batch_size", "copies": "copies",
+                     "workers": "workers_per_copy"}[name]
+        return tuple(dict.fromkeys(getattr(c, attribute) for c in self.configs))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Sequence
 
 import numpy as np
 
@@ -221,13 +222,9 @@ def throughput(samples: int, duration_s: float, batch_size: int) -> Throughput:
 def bucket_throughput(
     completion_ns: np.ndarray, start_ns: int, batch_size: int, bucket_s: float = 1.0
 ) -> tuple[float, float]:
-    """``(average, peak)`` throughput in samples (inferences x batch) per second, NeuronPerf's way.
-
-    Completions are counted in ``bucket_s`` buckets from ``start_ns``; empty buckets in the
-    middle (a stall) count as zero. With three buckets or more the average leaves out the first
-    (ramp-up) and the last (cut short when the run stopped); with fewer it is the total over
-    the time from ``start_ns`` to the last completion, and the peak is never below it.
-    """
+    """``(average, peak)`` throughput in samples (inferences x batch) per second, NeuronPerf's way,
+    from completion times: counted in ``bucket_s`` buckets from ``start_ns``, then as
+    ``throughput_avg_peak``."""
     if bucket_s <= 0:
         raise ValueError(f"bucket_s must be positive, not {bucket_s!r}")
     if batch_size < 1:
@@ -237,14 +234,27 @@ def bucket_throughput(
         raise ValueError("no completions to measure throughput from")
     if int(offsets.min()) < 0:
         raise ValueError("a completion time lies before start_ns")
-    bucket_ns = bucket_s * 1e9
-    counts = np.bincount((offsets // bucket_ns).astype(np.intp))
-    rates = counts * (batch_size / bucket_s)
+    counts = np.bincount((offsets // (bucket_s * 1e9)).astype(np.intp))
+    return throughput_avg_peak(counts, bucket_s, batch_size, int(offsets.max()) / 1e9)
+
+
+def throughput_avg_peak(
+    counts: "Sequence[int] | np.ndarray", bucket_s: float, batch_size: int, elapsed_s: float
+) -> tuple[float, float]:
+    """``(average, peak)`` samples per second from completions counted per ``bucket_s`` bucket.
+
+    Empty buckets in the middle (a stall) count as zero. With three buckets or more the average
+    leaves out the first (ramp-up) and the last (cut short when the run stopped); with fewer it
+    is the total over ``elapsed_s`` (measuring start to the last completion), and the peak is
+    never below it.
+    """
+    rates = np.asarray(counts, dtype=np.float64) * (batch_size / bucket_s)
+    if rates.size == 0:
+        raise ValueError("no buckets to measure throughput from")
     peak = float(rates.max())
     if rates.size >= 3:
         return float(rates[1:-1].mean()), peak
-    elapsed_s = int(offsets.max()) / 1e9
     if elapsed_s <= 0:
         return peak, peak
-    average = offsets.size * batch_size / elapsed_s
+    average = float(np.sum(counts)) * batch_size / elapsed_s
     return average, max(peak, average)

@@ -1,23 +1,34 @@
-"""The timing loop and the store it writes into: the one place where the engine's own
-overhead lands in every sample.
+"""The timing loops and the store they write into: the one place where the engine's own overhead
+lands in every sample.
 
-Each worker thread owns a ``Recorder`` of preallocated int64 chunks. The loop reads the clock,
-runs one inference, waits for the device, reads the clock again and writes the difference into
-the chunk: no Python object is kept per sample, nothing is logged, no lock is taken and nothing
-waits on a consumer. A collector on another thread drains what was written so far, which is
-safe without a lock because the loop publishes ``written`` only after the sample is stored, and
-chunks are only ever appended.
+Each worker thread owns a ``Recorder`` of preallocated int64 chunks with one row per column: the
+start and end clock readings of every inference (``perf_counter_ns``, the system-wide monotonic
+clock, so copies in other processes read the same clock), and, where the backend can time the
+device, its device time. The loop reads the clock, runs one inference through its lane, waits for
+the device, reads the clock again and stores both readings: no Python object is kept per sample,
+nothing is logged, no lock is taken and nothing waits on a consumer. A collector on another
+thread drains what was written so far, which is safe without a lock because the loop publishes
+``written`` only after the sample is stored, and chunks are only ever appended.
+
+Keeping timestamps, not durations, is what gives the engine a per-second timeline, NeuronPerf's
+average and peak throughput, and (later) latency from a request's scheduled time.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from time import perf_counter_ns
 from typing import Any, Callable, List, Optional
 
 import numpy as np
 
 CHUNK_SIZE = 1 << 14
+
+#: Columns of a plain inference record, and of one with a device-side time.
+START, END, DEVICE = 0, 1, 2
+#: Columns of a pipeline record: preprocess start, inference start and end, postprocess end.
+PRE_START, INFER_START, INFER_END, POST_END = 0, 1, 2, 3
 
 
 class StopSignal:
@@ -42,29 +53,40 @@ class StopSignal:
 
 
 class Recorder:
-    """Latencies (ns) written by one timing thread and drained by one collector thread."""
+    """Clock readings (ns) written by one timing thread and drained by one collector thread."""
 
-    __slots__ = ("chunks", "chunk_size", "written", "read", "end_ns", "error")
+    __slots__ = ("columns", "chunks", "chunk_size", "written", "read", "end_ns", "error")
 
-    def __init__(self, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(self, columns: int = 2, chunk_size: int = CHUNK_SIZE) -> None:
+        self.columns = columns
         self.chunk_size = chunk_size
         self.chunks: List[Optional[np.ndarray]] = []
         self.written = 0
         self.read = 0
+        #: The clock when the loop ended (0 while it runs).
         self.end_ns = 0
         self.error: Optional[BaseException] = None
 
     def new_chunk(self) -> np.ndarray:
-        chunk = np.empty(self.chunk_size, dtype=np.int64)
+        chunk = np.empty((self.columns, self.chunk_size), dtype=np.int64)
         self.chunks.append(chunk)
         return chunk
 
+    def last_end_ns(self, column: int = END) -> Optional[int]:
+        """The end of the newest sample written (for a watchdog), None before the first."""
+        written = self.written
+        if written == 0:
+            return None
+        index, offset = divmod(written - 1, self.chunk_size)
+        chunk = self.chunks[index] if index < len(self.chunks) else None
+        return None if chunk is None else int(chunk[column, offset])
+
     def drain(self) -> np.ndarray:
-        """Copy out every sample written since the last drain (collector thread only)."""
+        """Every sample written since the last drain, ``(columns, n)`` (collector thread only)."""
         written = self.written
         start = self.read
         if written <= start:
-            return np.empty(0, dtype=np.int64)
+            return np.empty((self.columns, 0), dtype=np.int64)
         size = self.chunk_size
         parts = []
         position = start
@@ -75,12 +97,25 @@ class Recorder:
             if stop == size:
                 # The writer is done with a full chunk: hand it over instead of copying it.
                 self.chunks[index] = None
-                parts.append(chunk[offset:] if offset else chunk)
+                parts.append(chunk[:, offset:] if offset else chunk)
             else:
-                parts.append(chunk[offset:stop].copy())
+                parts.append(chunk[:, offset:stop].copy())
             position = index * size + stop
         self.read = written
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def sleep_until(when_ns: int, stop: StopSignal) -> None:
+    """Wait for the clock to reach ``when_ns`` (sleeping, then spinning the last half
+    millisecond), so that every worker of every copy starts measuring at the same instant."""
+    while not stop.requested:
+        left = when_ns - perf_counter_ns()
+        if left <= 0:
+            return
+        if left > 1_000_000:
+            stop.wait(min((left - 500_000) / 1e9, 0.05))
+        elif left > 500_000:
+            time.sleep(0)
 
 
 def timed_loop(
@@ -94,10 +129,11 @@ def timed_loop(
     """Time ``call`` (and ``wait``) until the deadline, the quota or a stop request.
 
     Runs at least one inference. ``wait`` is None for synchronous devices, so the loop does not
-    even pay for a no-op call there.
+    even pay for a no-op call there. Records START and END per sample.
     """
     now = perf_counter_ns
     chunk = recorder.new_chunk()
+    starts, ends = chunk[START], chunk[END]
     size = recorder.chunk_size
     i = 0
     written = 0
@@ -107,12 +143,14 @@ def timed_loop(
             t0 = now()
             call()
             t1 = now()
-            chunk[i] = t1 - t0
+            starts[i] = t0
+            ends[i] = t1
             written += 1
             recorder.written = written
             i += 1
             if i == size:
                 chunk = recorder.new_chunk()
+                starts, ends = chunk[START], chunk[END]
                 i = 0
             if t1 >= deadline_ns or written >= quota or stop.requested:
                 break
@@ -122,15 +160,55 @@ def timed_loop(
             call()
             wait()
             t1 = now()
-            chunk[i] = t1 - t0
+            starts[i] = t0
+            ends[i] = t1
             written += 1
             recorder.written = written
             i += 1
             if i == size:
                 chunk = recorder.new_chunk()
+                starts, ends = chunk[START], chunk[END]
                 i = 0
             if t1 >= deadline_ns or written >= quota or stop.requested:
                 break
+    recorder.end_ns = t1
+
+
+def device_timed_loop(
+    call: Callable[[], Any],
+    wait: Callable[[], Any],
+    device_ns: Callable[[], int],
+    recorder: Recorder,
+    stop: StopSignal,
+    deadline_ns: int,
+    quota: int,
+) -> None:
+    """``timed_loop`` for a device that times itself (CUDA events): after the host's end reading,
+    ``device_ns()`` reads the device's own time of that inference into the DEVICE column."""
+    now = perf_counter_ns
+    chunk = recorder.new_chunk()
+    starts, ends, devices = chunk[START], chunk[END], chunk[DEVICE]
+    size = recorder.chunk_size
+    i = 0
+    written = 0
+    t1 = now()
+    while True:
+        t0 = now()
+        call()
+        wait()
+        t1 = now()
+        starts[i] = t0
+        ends[i] = t1
+        devices[i] = device_ns()
+        written += 1
+        recorder.written = written
+        i += 1
+        if i == size:
+            chunk = recorder.new_chunk()
+            starts, ends, devices = chunk[START], chunk[END], chunk[DEVICE]
+            i = 0
+        if t1 >= deadline_ns or written >= quota or stop.requested:
+            break
     recorder.end_ns = t1
 
 
@@ -141,20 +219,21 @@ def pipeline_loop(
     wait: Optional[Callable[[], Any]],
     postprocess: Optional[Callable[[Any], Any]],
     raw_input: Any,
-    recorders: "StageRecorders",
+    recorder: Recorder,
     stop: StopSignal,
     deadline_ns: int,
     quota: int,
 ) -> None:
     """The loop for a model with a preprocess or postprocess step.
 
-    Records the inference alone (what ``timed_loop`` records) and, apart, each step and the
-    whole end-to-end time, as NeuronPerf reports end-to-end and inference time separately.
+    Records four clock readings per sample (PRE_START, INFER_START, INFER_END, POST_END), so
+    that the inference alone, each step and the whole end-to-end time all derive from one
+    record, as NeuronPerf reports end-to-end and inference time separately.
     """
     now = perf_counter_ns
-    size = recorders.inference.chunk_size
-    chunks = [r.new_chunk() for r in recorders.all]
-    infer_chunk, e2e_chunk, pre_chunk, post_chunk = chunks
+    chunk = recorder.new_chunk()
+    pre, begin, end, post = chunk
+    size = recorder.chunk_size
     i = 0
     written = 0
     t3 = now()
@@ -169,31 +248,17 @@ def pipeline_loop(
         if postprocess is not None:
             postprocess(output)
         t3 = now()
-        infer_chunk[i] = t2 - t1
-        e2e_chunk[i] = t3 - t0
-        pre_chunk[i] = t1 - t0
-        post_chunk[i] = t3 - t2
+        pre[i] = t0
+        begin[i] = t1
+        end[i] = t2
+        post[i] = t3
         written += 1
-        for recorder in recorders.all:
-            recorder.written = written
+        recorder.written = written
         i += 1
         if i == size:
-            infer_chunk, e2e_chunk, pre_chunk, post_chunk = [r.new_chunk() for r in recorders.all]
+            chunk = recorder.new_chunk()
+            pre, begin, end, post = chunk
             i = 0
         if t3 >= deadline_ns or written >= quota or stop.requested:
             break
-    for recorder in recorders.all:
-        recorder.end_ns = t3
-
-
-class StageRecorders:
-    """The four recorders of the pipeline loop; ``inference`` is the one reported as latency."""
-
-    STAGES = ("end_to_end", "preprocess", "postprocess")
-
-    def __init__(self, chunk_size: int = CHUNK_SIZE) -> None:
-        self.inference = Recorder(chunk_size)
-        self.end_to_end = Recorder(chunk_size)
-        self.preprocess = Recorder(chunk_size)
-        self.postprocess = Recorder(chunk_size)
-        self.all = (self.inference, self.end_to_end, self.preprocess, self.postprocess)
+    recorder.end_ns = t3

@@ -35,3 +35,21 @@ def fake_plan(*, latency_ms=0.2, duration_s=0.3, samples=None, batch_sizes=(1,),
     preset = parse_preset(textwrap.dedent(text), name="fake", path=None, origin="file",
                           where="test preset")
     return build_plan(preset, Overrides(samples=samples, duration_s=duration_s if samples else None))
+
+
+def stray_children():
+    """Processes this one started that are still alive: model copies, engine hosts (not
+    multiprocessing's resource tracker, which lives as long as the test process)."""
+    import psutil
+
+    strays = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if "resource_tracker" in " ".join(child.cmdline()):
+                continue
+        except psutil.NoSuchProcess:
+            continue
+        strays.append(child)
+    return strays

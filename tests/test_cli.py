@@ -114,7 +114,8 @@ def test_bad_arguments_exit_2(args, message, capsys):
     ('[model]\nsource = "builtin:mlp"\n[[inputs.tensors]]\nshape = [4]\ndtype = "int64"\nlow = 5\nhigh = 1\n',
      "high (1) must be greater than low (5)"),
     ('[model]\nsource = "builtin:mlp"\n[run]\ndevice = "tpu"\n', "run.device 'tpu': unknown device"),
-    ('[model]\nsource = "builtin:mlp"\n[device]\nthreads = 4\n', "the cpu device takes no [device] options"),
+    ("[model]\nsource = \"builtin:mlp\"\n[device]\nthreads = 4\n",
+     "unknown for the cpu device (known: none; threads per copy are run.threads_per_copy)"),
 ])
 def test_bad_preset_file_exits_2_and_writes_nothing(write_preset, tmp_path, preset_text, message, capsys):
     path = write_preset(preset_text)

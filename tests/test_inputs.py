@@ -8,7 +8,7 @@ import pytest
 import torch
 from latency_tui.core.errors import UserError
 from latency_tui.core.inputs import build_inputs
-from latency_tui.core.models import LoadedModel
+from latency_tui.core.loaded import LoadedModel
 from latency_tui.core.specs import InputSpec, TensorSpec
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from latency_tui.core.errors import UserError
 from latency_tui.core.inputs import build_inputs
-from latency_tui.core.models import BUILTINS, LoadedModel, load_callable, load_model
+from latency_tui.core.builtins import BUILTINS
+from latency_tui.core.loaded import LoadedModel
+from latency_tui.core.models import load_callable, load_model
 from latency_tui.core.specs import InputSpec, ModelSpec
 
 # Nothing here may reach a model hub; set before anything imports huggingface_hub.

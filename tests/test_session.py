@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from helpers import fake_plan
@@ -15,9 +16,12 @@ from latency_tui.core.session import (
     SCHEMA, Session, SessionRecorder, check_writable, load_session, save_session,
 )
 
-RESULT_KEYS = {"config", "status", "error", "samples", "duration_s", "first_inference_ms",
-               "warmup_iterations", "latency_ms", "throughput"}
-LATENCY_KEYS = {"min", "mean", "std", "p50", "p90", "p95", "p99", "p99.9", "max"}
+RESULT_KEYS = {"config", "status", "error", "error_kind", "traceback", "samples", "duration_s",
+               "first_inference_ms", "warmup_iterations", "warmup_stable", "latency_ms",
+               "device_latency_ms", "throughput", "stages_ms", "timeline", "utilisation", "trial",
+               "warnings", "details"}
+LATENCY_KEYS = {"count", "min", "mean", "std", "p50", "p90", "p95", "p99", "p99.9", "max", "ci",
+                "confidence", "exact", "relative_error", "warnings"}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,7 @@ def recorded(tmp_path_factory):
 def test_the_file_follows_the_documented_schema(recorded):
     path, _ = recorded
     data = json.loads(path.read_text())
-    assert data["schema"] == SCHEMA and data["schema_version"] == 1
+    assert data["schema"] == SCHEMA and data["schema_version"] == 2
     assert {"tool_version", "created", "host", "preset", "model", "results"} <= set(data)
     assert {"hostname", "platform", "python", "torch", "cpu_model", "logical_cpus"} <= set(data["host"])
     assert {"source", "parameters", "size_mb"} <= set(data["model"])
@@ -41,19 +45,77 @@ def test_the_file_follows_the_documented_schema(recorded):
         assert {"device", "batch_size", "copies", "workers_per_copy"} <= set(result["config"])
         assert set(result["latency_ms"]) == LATENCY_KEYS
         assert set(result["throughput"]) == {"inferences_per_s", "samples_per_s"}
-        assert result["status"] == "finished"
+        assert set(result["timeline"]) == {"bucket_s", "relative_error", "inferences", "p50_ms",
+                                           "p99_ms", "max_ms"}
+        assert sum(result["timeline"]["inferences"]) == result["samples"]
+        assert result["status"] == "finished" and result["error_kind"] is None
+        assert result["trial"] == {"strategy": "sweep", "step": data["results"].index(result)}
     assert data["created"][:4].isdigit() and "T" in data["created"]
 
 
 def test_round_trip_loses_nothing(recorded, tmp_path):
+    """Loaded equals saved as objects: every summary with its intervals and warnings, the
+    timeline, the stages (the old test compared only dicts, and stage intervals and the
+    summary's warnings vanished on reload)."""
     path, session = recorded
     loaded = load_session(path)
-    assert loaded.to_dict() == session.to_dict()
+    assert loaded == session
     again = tmp_path / "again.json"
     save_session(loaded, again)
     assert json.loads(again.read_text()) == json.loads(path.read_text())
-    assert loaded.results[0].latency["p50"] == session.results[0].latency["p50"]
-    assert loaded.results[0].latency.intervals == session.results[0].latency.intervals
+
+
+def test_round_trip_keeps_stage_intervals_warnings_and_failures(tmp_path):
+    from latency_tui.core.measurement import ConfigResult
+    from latency_tui.core.specs import RunConfig
+    from latency_tui.core.stats import summarize
+
+    summary = summarize(np.arange(1, 21) * 1000)  # 20 samples: tail warnings, some intervals
+    assert summary.warnings and summary.intervals
+    results = [
+        ConfigResult(RunConfig(device="fake", batch_size=2), "finished", samples=20,
+                     duration_s=1.5, latency=summary, stages={"end_to_end": summary,
+                                                              "preprocess": summary},
+                     warnings=("warm-up did not stabilise",), details={"threads": [1, 2]}),
+        ConfigResult(RunConfig(), "failed", error="RuntimeError: boom", error_kind="error",
+                     traceback="Traceback (most recent call last):\n  ...\nRuntimeError: boom\n"),
+    ]
+    session = Session(preset={"name": "x"}, results=results)
+    save_session(session, tmp_path / "s.json")
+    loaded = load_session(tmp_path / "s.json")
+    assert loaded == session
+    assert loaded.results[0].stages["end_to_end"].intervals == summary.intervals
+    assert loaded.results[0].latency.warnings == summary.warnings
+
+
+def test_version_1_files_are_still_read(tmp_path):
+    v1 = {
+        "schema": SCHEMA, "schema_version": 1, "tool_version": "0.1.0", "created": "2026-11-22",
+        "host": {"hostname": "h"}, "preset": {"name": "cpu-mlp"}, "model": {"source": "builtin:mlp"},
+        "results": [{
+            "config": {"device": "cpu", "batch_size": 8, "copies": 1, "workers_per_copy": 1,
+                       "copy_mode": "thread", "threads_per_copy": None, "device_options": {}},
+            "status": "finished", "error": None, "samples": 1000, "duration_s": 2.0,
+            "first_inference_ms": 1.1, "warmup_iterations": 50, "warmup_stable": True,
+            "latency_ms": {"min": 0.05, "mean": 0.06, "std": 0.01, "p50": 0.05, "p90": 0.08,
+                           "p95": 0.09, "p99": 0.11, "p99.9": 0.2, "max": 1.2},
+            "latency_ci_ms": {"p50": [0.05, 0.05], "p99": [0.1, 0.12]}, "confidence": 0.95,
+            "latency_exact": True, "percentile_relative_error": 0.0,
+            "throughput": {"inferences_per_s": 500.0, "samples_per_s": 4000.0},
+            "stages_ms": {"end_to_end": {"min": 0.1, "mean": 0.2, "std": 0.01, "p50": 0.2,
+                                         "p90": 0.3, "p95": 0.3, "p99": 0.4, "p99.9": 0.5,
+                                         "max": 0.6}},
+            "warnings": ["p99.9 rests on 1 sample above it"], "details": {"threads_per_copy": 2},
+        }],
+    }
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(v1))
+    (result,) = load_session(path).results
+    assert result.config.batch_size == 8 and result.latency["p99"] == 0.11
+    assert result.latency.intervals == {"p50": (0.05, 0.05), "p99": (0.1, 0.12)}
+    assert result.stages["end_to_end"]["p50"] == 0.2
+    assert result.warnings == ("p99.9 rests on 1 sample above it",)
+    assert result.throughput.samples_per_s == 4000.0 and result.timeline is None
 
 
 def test_session_is_rewritten_after_every_finished_configuration(tmp_path):
@@ -87,9 +149,16 @@ def test_atomic_write_leaves_the_old_file_whole_when_writing_fails(tmp_path, mon
     ("{not json", "not valid JSON"),
     ('{"schema": "something-else"}', "not a latency-tui session"),
     ('{"schema": "latency-tui/session", "schema_version": 99, "results": []}', "schema_version 99"),
-    ('{"schema": "latency-tui/session", "schema_version": 1, "results": {}}', "must be a list"),
-    ('{"schema": "latency-tui/session", "schema_version": 1, "results": [{"config": {}}]}',
-     "results[0] is malformed"),
+    ('{"schema": "latency-tui/session", "schema_version": 2, "results": {}}', "must be a list"),
+    ('{"schema": "latency-tui/session", "schema_version": 2, "results": [{"config": {}}]}',
+     "results[0].status: is missing"),
+    ('{"schema": "latency-tui/session", "schema_version": 2, "results": [{"status": "finished",'
+     ' "config": {"device": "cpu", "batch_size": "8", "copies": 1, "workers_per_copy": 1}}]}',
+     "results[0].config.batch_size: must be an integer, not '8'"),
+    ('{"schema": "latency-tui/session", "schema_version": 2, "results": [], "host": [1]}',
+     "host: must be an object"),
+    ('{"schema": "latency-tui/session", "schema_version": 2, "results": [], "x": NaN}',
+     "not valid JSON"),
 ])
 def test_loading_a_bad_file_names_it_and_what_is_wrong(tmp_path, content, message):
     path = tmp_path / "bad.json"
@@ -107,3 +176,15 @@ def test_check_writable(tmp_path):
         check_writable(tmp_path / "missing" / "s.json")
     with pytest.raises(UserError, match="not writable"):
         check_writable("/proc/latency-tui-session.json")  # not even root may create files there
+    with pytest.raises(UserError, match="not a regular file"):
+        check_writable("/dev/null")  # as root, the device node would have been replaced
+
+
+def test_a_symlink_is_followed_and_stays_a_link(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert check_writable(link) == real
+    save_session(Session(preset={"name": "linked"}), link)
+    assert link.is_symlink() and load_session(real).preset == {"name": "linked"}

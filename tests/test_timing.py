@@ -1,4 +1,5 @@
-"""The timing loop and its recorder: every sample lands once, stops are honoured."""
+"""The timing loops and their recorder: every sample lands once with its start and end, stops
+are honoured, a device clock is read after the wait."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from latency_tui.core.timing import Recorder, StopSignal, timed_loop
+from latency_tui.core.timing import (
+    END, START, Recorder, StopSignal, device_timed_loop, pipeline_loop, sleep_until, timed_loop,
+)
 
 FOREVER = 1 << 62
 
@@ -18,8 +21,12 @@ def test_quota_stops_the_loop_and_every_sample_is_drained_once():
     timed_loop(lambda: None, None, recorder, StopSignal(), FOREVER, quota=1000)
     assert recorder.written == 1000
     first = recorder.drain()
-    assert first.size == 1000 and first.dtype == np.int64 and (first >= 0).all()
-    assert recorder.drain().size == 0
+    assert first.shape == (2, 1000) and first.dtype == np.int64
+    starts, ends = first[START], first[END]
+    assert (ends >= starts).all()
+    # One loop, one worker: each inference starts after the previous one ended.
+    assert (starts[1:] >= ends[:-1]).all()
+    assert recorder.drain().shape == (2, 0)
 
 
 def test_wait_is_called_after_every_inference():
@@ -49,7 +56,9 @@ def test_concurrent_drain_sees_each_sample_exactly_once():
         parts.append(recorder.drain())
     worker.join()
     parts.append(recorder.drain())
-    assert sum(p.size for p in parts) == 200_000
+    assert sum(p.shape[1] for p in parts) == 200_000
+    joined = np.concatenate(parts, axis=1)
+    assert (np.diff(joined[START]) > 0).all()  # in order, none twice
     # Drained chunks are released so memory stays bounded to the undrained tail.
     assert sum(c is not None for c in recorder.chunks) <= 2
 
@@ -68,3 +77,45 @@ def test_stop_request_takes_effect_within_one_inference(delay_s):
 
     timed_loop(infer, None, recorder, stop, FOREVER, FOREVER)
     assert len(calls) == 5
+
+
+def test_device_loop_reads_the_device_clock_after_the_wait():
+    order = []
+    recorder = Recorder(columns=3)
+    device_times = iter(range(1000, 1003))
+
+    def device_ns():
+        order.append("device")
+        return next(device_times)
+
+    device_timed_loop(lambda: order.append("infer"), lambda: order.append("wait"), device_ns,
+                      recorder, StopSignal(), FOREVER, quota=3)
+    assert order == ["infer", "wait", "device"] * 3
+    assert recorder.drain()[2].tolist() == [1000, 1001, 1002]
+
+
+def test_pipeline_loop_keeps_four_readings_in_order():
+    recorder = Recorder(columns=4)
+    pipeline_loop(lambda raw: raw, lambda x: x, lambda x: time.sleep(0.001), None,
+                  lambda out: None, "raw", recorder, StopSignal(), FOREVER, quota=5)
+    pre, begin, end, post = recorder.drain()
+    assert (pre <= begin).all() and (begin < end).all() and (end <= post).all()
+    assert ((end - begin) >= 1_000_000).all()
+
+
+def test_last_end_is_what_a_watchdog_reads():
+    recorder = Recorder(chunk_size=4)
+    assert recorder.last_end_ns() is None
+    timed_loop(lambda: None, None, recorder, StopSignal(), FOREVER, quota=6)
+    assert recorder.last_end_ns() == recorder.end_ns
+
+
+def test_sleep_until_wakes_at_the_instant_or_at_a_stop():
+    stop = StopSignal()
+    when = time.perf_counter_ns() + 30_000_000
+    sleep_until(when, stop)
+    assert time.perf_counter_ns() >= when
+    stop.request()
+    began = time.perf_counter()
+    sleep_until(time.perf_counter_ns() + 10 * 10**9, stop)
+    assert time.perf_counter() - began < 0.5

@@ -63,3 +63,37 @@ def slow_factory():
     import time
 
     return (lambda: time.sleep(0.02)), ()
+
+
+def env_probe():
+    """A plain callable that records, once per copy process, the environment the process
+    started with (/proc/self/environ is fixed at exec, before any Python import) and what the
+    process saw when the model loaded."""
+    import json
+    import os
+    import sys
+
+    probe_dir = os.environ.get("LATENCY_TUI_PROBE_DIR")
+    if probe_dir:
+        with open("/proc/self/environ", "rb") as handle:
+            initial = dict(item.split(b"=", 1) for item in handle.read().split(b"\0") if b"=" in item)
+        record = {
+            "at_exec": initial.get(b"LATENCY_TUI_FAKE_COPY", b"").decode(),
+            "at_load": os.environ.get("LATENCY_TUI_FAKE_COPY"),
+            "torch_imported": "torch" in sys.modules,
+        }
+        with open(os.path.join(probe_dir, f"copy-{os.getpid()}.json"), "w") as handle:
+            json.dump(record, handle)
+    return (lambda: None), ()
+
+
+def linear_latency(batch, copy, worker, i):
+    """A fake-device handler: 0.2 ms + 0.1 ms per input of the batch."""
+    return 0.2 + 0.1 * batch
+
+
+def fails_at_batch_4(batch, copy, worker, i):
+    """A fake-device handler for a model that cannot take batch 4 (as one out of memory)."""
+    if batch == 4:
+        raise RuntimeError("out of memory at batch 4")
+    return 0.5

@@ -1,20 +1,22 @@
 """Device backends, found by the ``device`` name a preset or ``--device`` gives.
 
-Backends are imported only when asked for, so naming a device never imports torch.
+A device name is a kind and an optional index (``cpu``, ``fake``, later ``cuda:1``); the kind
+names a backend class by its import path, so that a copy process imports exactly the class the
+planner checked against, and naming a device never imports torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, Optional
+from typing import Dict, Type
 
 from ..errors import UserError
-from .base import Backend, DeviceFacts, PreparedModel
+from .base import Artifact, Backend, DeviceFacts, Lane, Option, PreparedModel
 
-#: device name -> "module:class", relative to this package.
-_REGISTRY = {
-    "cpu": "cpu:CpuBackend",
-    "fake": "fake:FakeBackend",
+#: device kind -> "module:Class" (absolute import paths).
+_REGISTRY: Dict[str, str] = {
+    "cpu": "latency_tui.core.backends.cpu:CpuBackend",
+    "fake": "latency_tui.core.backends.fake:FakeBackend",
 }
 #: Devices on the road map, so that asking for one says so rather than "unknown".
 _PLANNED = {
@@ -22,22 +24,48 @@ _PLANNED = {
     "neuron": "the Neuron backend is not in this version yet (planned: inf1/inf2/trn1)",
 }
 
-DEVICES = tuple(_REGISTRY)
+__all__ = [
+    "Artifact", "Backend", "DeviceFacts", "Lane", "Option", "PreparedModel", "devices",
+    "backend_class", "backend_path", "check_device", "device_kind", "register", "load_class",
+]
 
-__all__ = ["Backend", "DeviceFacts", "PreparedModel", "DEVICES", "get_backend", "check_device"]
+
+def devices() -> tuple:
+    """The device kinds this version can run."""
+    return tuple(_REGISTRY)
+
+
+def device_kind(name: str) -> str:
+    """``"cuda:1"`` -> ``"cuda"``."""
+    return name.split(":", 1)[0].strip()
 
 
 def check_device(name: str, *, what: str = "device") -> str:
     """Return ``name`` if it is a device this version can run, else raise ``UserError``."""
-    if name in _REGISTRY:
+    kind = device_kind(name)
+    if kind in _REGISTRY:
+        if ":" in name and kind in ("cpu", "fake"):
+            raise UserError(f"{what} {name!r}: the {kind} device takes no index")
         return name
-    if name in _PLANNED:
-        raise UserError(f"{what} {name!r}: {_PLANNED[name]}")
-    raise UserError(f"{what} {name!r}: unknown device (choose from {', '.join(DEVICES)})")
+    if kind in _PLANNED:
+        raise UserError(f"{what} {name!r}: {_PLANNED[kind]}")
+    raise UserError(f"{what} {name!r}: unknown device (choose from {', '.join(_REGISTRY)})")
 
 
-def get_backend(name: str, options: Optional[Dict[str, Any]] = None) -> Backend:
-    check_device(name)
-    module_name, class_name = _REGISTRY[name].split(":")
-    module = importlib.import_module(f"{__name__}.{module_name}")
-    return getattr(module, class_name)(options)
+def backend_path(name: str) -> str:
+    """The ``module:Class`` of the backend for device ``name``."""
+    return _REGISTRY[device_kind(check_device(name))]
+
+
+def backend_class(name: str) -> Type[Backend]:
+    return load_class(backend_path(name))
+
+
+def load_class(path: str) -> Type[Backend]:
+    module_name, _, class_name = path.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def register(kind: str, path: str) -> None:
+    """Add a backend (``"module:Class"``) under a device kind: for plug-ins and tests."""
+    _REGISTRY[kind] = path

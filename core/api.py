@@ -1,0 +1,56 @@
+"""The faces' one door into the engine: presets, plans, runs, sessions, monitors.
+
+The command line, the TUI (and later the Python API and the pytest plugin) import what they need
+from here, plus the events, the session model, the specs and the errors; nothing else of
+``core``. Everything here is light to import (no torch, no Textual)::
+
+    from latency_tui.core import api
+
+    plan = api.build_plan(api.load_preset("cpu-mlp"), api.Overrides(batch_sizes=(1, 8)))
+    handle = api.start(plan, print, isolation="thread")
+    handle.wait()
+    for result in handle.results: ...
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .errors import ConfigurationError, UserError, describe_error
+from .isolation import ISOLATIONS, EngineProcessError, RunHandle, real_stdio, start
+from .measurement import PERCENTILES, ConfigResult, LatencySummary, Throughput, Timeline
+from .monitors import Monitor, Reading, StaticMonitor, default_monitors, poll_all
+from .paths import config_dir, data_dir, safe_name, session_path, sessions_dir
+from .plan import Overrides, build_plan, check_sources, parse_int_list
+from .presets import DEFAULT_PRESET, Preset, list_presets, load_preset, user_preset_dir
+from .session import (
+    Session, SessionRecorder, check_writable, load_session, save_session, session_target,
+)
+from .specs import RunPlan
+from .stats import throughput_avg_peak
+from .streams import Block, ConfigStreams, SampleStream
+
+#: The fields a user may override, as in ``Overrides``.
+OVERRIDE_FIELDS = tuple(Overrides.__dataclass_fields__)
+
+
+def plan_with(preset: Preset, overrides: Mapping[str, Any]) -> RunPlan:
+    """``build_plan`` with overrides given as a dict of ``Overrides`` field names (the TUI
+    keeps the user's changes that way)."""
+    unknown = sorted(set(overrides) - set(OVERRIDE_FIELDS))
+    if unknown:
+        raise UserError(f"unknown setting {unknown[0]!r} (known: {', '.join(OVERRIDE_FIELDS)})")
+    return build_plan(preset, Overrides(**{k: v for k, v in overrides.items() if v is not None}))
+
+
+__all__ = [
+    "Block", "ConfigResult", "ConfigStreams", "ConfigurationError", "DEFAULT_PRESET",
+    "EngineProcessError", "ISOLATIONS", "LatencySummary", "PERCENTILES", "Monitor", "OVERRIDE_FIELDS",
+    "Overrides", "Preset", "Reading", "RunHandle", "RunPlan", "SampleStream", "Session",
+    "SessionRecorder", "StaticMonitor", "Throughput", "Timeline", "UserError", "build_plan",
+    "check_sources", "check_writable", "config_dir", "data_dir", "default_monitors",
+    "describe_error", "list_presets", "load_preset", "load_session",
+    "parse_int_list", "plan_with", "poll_all", "real_stdio", "safe_name", "save_session",
+    "session_path", "session_target", "sessions_dir", "start", "throughput_avg_peak",
+    "user_preset_dir",
+]

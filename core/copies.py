@@ -1,0 +1,280 @@
+"""Model copies and their workers: the closed-loop runner, in threads of this process.
+
+A configuration runs ``copies`` copies of the model, each fed by ``workers_per_copy`` worker
+threads that issue the next inference as soon as the last one returns (a closed loop). Copies
+are threads here (``ThreadCopy``) or spawned processes (``procs.ProcessCopy``, which runs a
+``ThreadCopy`` in its own process). Both offer the engine one life cycle:
+
+    begin() -> ready() -> go(start_ns, deadline_ns, quotas) -> drain()... -> finished -> close()
+
+Each copy loads the compiled artifact onto its device (``backend.load``), takes one lane per
+worker, warms up until its latency stream is stable, and reports ready; every worker then
+sleeps until ``start_ns``, the instant the engine chose for all copies at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .backends.base import Artifact, Lane
+from .errors import ConfigurationError, describe_error, error_kind, format_traceback
+from .specs import InputSpec, ModelSpec, RunConfig, WarmupPolicy
+from .streams import Block
+from .timing import (
+    DEVICE, END, INFER_END, INFER_START, POST_END, PRE_START, START, Recorder, StopSignal,
+    device_timed_loop, pipeline_loop, sleep_until, timed_loop,
+)
+from .warmup import WarmupTracker
+
+FOREVER = 1 << 62
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """What one copy needs; plain data, so that it pickles into a spawned process."""
+
+    model: ModelSpec
+    inputs: InputSpec
+    config: RunConfig
+    copy_index: int
+    warmup: WarmupPolicy
+    threads: Optional[int]
+    #: The backend class, as ``module:Class``: a copy process imports exactly this one.
+    backend: str
+    artifact: Artifact
+    #: The environment the copy's process starts with (``Backend.process_env``).
+    env: Dict[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class WarmupReport:
+    first_ns: int
+    iterations: int
+    stable: bool
+    duration_s: float
+    load_s: float = 0.0
+    model: Dict[str, Any] = field(default_factory=dict, hash=False)
+    device: Dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+def failure(exc: BaseException) -> ConfigurationError:
+    """``exc`` as the failure of a configuration: its line, its kind, its traceback."""
+    if isinstance(exc, ConfigurationError):
+        return exc
+    return ConfigurationError(describe_error(exc), error_kind(exc), format_traceback(exc))
+
+
+def worker_quotas(samples: Optional[int], workers: int) -> Tuple[int, ...]:
+    """Inferences each worker may run so that together they run exactly ``samples``."""
+    if not samples:
+        return (FOREVER,) * workers
+    share, extra = divmod(samples, workers)
+    return tuple(share + (1 if i < extra else 0) for i in range(workers))
+
+
+class ThreadCopy:
+    """One model copy in this process; its workers are threads."""
+
+    def __init__(self, job: CopyJob, backend: Any, source: Any) -> None:
+        self.job = job
+        self.backend = backend
+        self.source = source
+        self.stop = StopSignal()
+        self.report: Optional[WarmupReport] = None
+        self.failure: Optional[ConfigurationError] = None
+        self._setup_done = threading.Event()
+        self._loaded = threading.Event()
+        self._workers: List[threading.Thread] = []
+        self._prepared: Any = None
+        self._lanes: List[Lane] = []
+        self._steps: Optional[Tuple[Any, Any, Any]] = None
+        self.recorders: List[Recorder] = []
+        self._started_ns = 0
+        self._end_column = END
+
+    @property
+    def error(self) -> Optional[str]:
+        return None if self.failure is None else str(self.failure)
+
+    # -- life cycle -------------------------------------------------------------------
+    def begin(self) -> None:
+        threading.Thread(target=self._setup, name=f"copy{self.job.copy_index}-setup",
+                         daemon=True).start()
+
+    @property
+    def loaded(self) -> bool:
+        """True once the model is on the device (warm-up has begun)."""
+        return self._loaded.is_set()
+
+    def ready(self, timeout: float) -> Optional[WarmupReport]:
+        """The warm-up report once the copy is ready (None while it is not); raises the
+        copy's failure."""
+        if not self._setup_done.wait(timeout):
+            return None
+        if self.failure is not None:
+            raise self.failure
+        return self.report
+
+    def go(self, start_ns: int, deadline_ns: int, quotas: Tuple[int, ...]) -> None:
+        for index, lane in enumerate(self._lanes):
+            worker = threading.Thread(
+                target=self._work, args=(index, lane, start_ns, deadline_ns, quotas[index]),
+                name=f"copy{self.job.copy_index}-worker{index}", daemon=True,
+            )
+            self._workers.append(worker)
+            worker.start()
+
+    def drain(self) -> Block:
+        """Every sample recorded since the last drain, in absolute clock readings."""
+        blocks = [_block(recorder.drain()) for recorder in self.recorders]
+        for recorder in self.recorders:
+            if recorder.error is not None and self.failure is None:
+                self.failure = failure(recorder.error)
+        return Block.concat(blocks)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self._workers) and not any(w.is_alive() for w in self._workers)
+
+    @property
+    def end_ns(self) -> int:
+        return max((r.end_ns for r in self.recorders), default=0)
+
+    def oldest_inference_ns(self) -> Optional[int]:
+        """When the oldest inference still running began (roughly: the end of its worker's last
+        sample), for the engine's per-inference timeout; None when none runs."""
+        oldest = None
+        for worker, recorder in zip(self._workers, self.recorders):
+            if not worker.is_alive() or recorder.end_ns:
+                continue
+            began = recorder.last_end_ns(self._end_column)
+            if began is None:
+                began = recorder.end_ns or self._started_ns
+            oldest = began if oldest is None else min(oldest, began)
+        return oldest
+
+    def request_stop(self) -> None:
+        self.stop.request()
+
+    def close(self, grace_s: float = 5.0) -> bool:
+        """Stop the workers and wait at most ``grace_s`` for them; True when every worker
+        ended. A worker stuck in a device call that never returns is abandoned (its thread is a
+        daemon: it cannot keep the process alive)."""
+        self.request_stop()
+        deadline = time.monotonic() + grace_s
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        ended = not any(w.is_alive() for w in self._workers)
+        if ended and self._prepared is not None:
+            self._prepared.close()
+        return ended
+
+    # -- inside the copy ----------------------------------------------------------------
+    def _setup(self) -> None:
+        try:
+            self.report = self._load_and_warm_up()
+        except BaseException as exc:  # the configuration fails; the run goes on
+            self.failure = failure(exc)
+        finally:
+            self._setup_done.set()
+
+    def _load_and_warm_up(self) -> WarmupReport:
+        job = self.job
+        began = time.perf_counter()
+        prepared = self.backend.load(job.artifact, self.source, copy_index=job.copy_index,
+                                     threads=job.threads)
+        self._prepared = prepared
+        self._lanes = [prepared.lane(w) for w in range(job.config.workers_per_copy)]
+        if self.source.staged:
+            pre, post = self.source.steps()
+            self._steps = (pre, post, self.source.batch(job.config.batch_size))
+        columns = 4 if self._steps else (3 if self._lanes[0].device_ns else 2)
+        self._end_column = POST_END if self._steps else END
+        self.recorders = [Recorder(columns) for _ in self._lanes]
+        load_s = time.perf_counter() - began
+        self._loaded.set()
+
+        tracker = WarmupTracker(job.warmup)
+        lane = self._lanes[0]
+        one = self._one_inference(lane)
+        with lane.context():
+            while not self.stop.requested:
+                t0 = perf_counter_ns()
+                one()
+                t1 = perf_counter_ns()
+                if tracker.record(t1 - t0, t1):
+                    break
+        for other in self._lanes[1:]:  # every lane's first call (its stream, its buffers)
+            if self.stop.requested:
+                break
+            with other.context():
+                self._one_inference(other)()
+        loaded = self.source.loaded
+        return WarmupReport(
+            first_ns=tracker.first_ns or 0, iterations=tracker.iterations,
+            stable=tracker.stable, duration_s=tracker.elapsed_s, load_s=load_s,
+            model=loaded.describe() if loaded is not None else {"source": job.model.source},
+            device=self.backend.facts().to_dict(),
+        )
+
+    def _one_inference(self, lane: Lane):
+        wait = lane.wait
+        if self._steps is not None:
+            pre, post, raw = self._steps
+
+            def one() -> None:
+                output = lane.infer_on(lane.place(pre(raw) if pre else raw))
+                if wait is not None:
+                    wait()
+                if post is not None:
+                    post(output)
+            return one
+        infer = lane.infer
+        if wait is None:
+            return infer
+
+        def one_and_wait() -> None:
+            infer()
+            wait()
+        return one_and_wait
+
+    def _work(self, index: int, lane: Lane, start_ns: int, deadline_ns: int, quota: int) -> None:
+        recorder = self.recorders[index]
+        stop = self.stop
+        try:
+            with lane.context():
+                sleep_until(start_ns, stop)
+                self._started_ns = start_ns
+                if stop.requested:
+                    recorder.end_ns = perf_counter_ns()
+                    return
+                if self._steps is not None:
+                    pre, post, raw = self._steps
+                    pipeline_loop(pre, lane.place, lane.infer_on, lane.wait, post, raw,
+                                  recorder, stop, deadline_ns, quota)
+                elif lane.device_ns is not None:
+                    device_timed_loop(lane.infer, lane.wait, lane.device_ns, recorder, stop,
+                                      deadline_ns, quota)
+                else:
+                    timed_loop(lane.infer, lane.wait, recorder, stop, deadline_ns, quota)
+        except BaseException as exc:
+            recorder.error = exc
+            recorder.end_ns = perf_counter_ns()
+            stop.request()
+
+
+def _block(columns: np.ndarray) -> Block:
+    """A recorder's drained columns as a Block (absolute clock readings)."""
+    rows = columns.shape[0]
+    if rows == 4:
+        return Block(columns[INFER_START], columns[INFER_END], pre_start_ns=columns[PRE_START],
+                     post_end_ns=columns[POST_END])
+    if rows == 3:
+        return Block(columns[START], columns[END], device_ns=columns[DEVICE])
+    return Block(columns[START], columns[END])

@@ -1,0 +1,251 @@
+"""A run started on its own: the engine in a thread of this process, or in a process of its own,
+behind one handle.
+
+Why a process: a view that draws in Python holds the GIL while it draws, and with the engine in
+the same process every millisecond of drawing is a millisecond a thread-mode timing loop cannot
+run (measured: about 9 % of the MLP preset's throughput at two redraws a second). In a child
+process the engine has a GIL of its own; the view costs it only a share of a core. It also keeps
+torch out of the view's process, keeps what a model prints off the screen (``log_path``), and a
+model that crashes its process takes the run down, not the view.
+
+``RunHandle`` is the same for both: ``stop()`` asks (the engine ends the configuration in
+progress within one inference, or within its stop grace when a device call hangs), ``kill()``
+ends it now (a process run is terminated, and its copies die with it), ``wait()`` blocks with a
+timeout. Events reach the sink from the handle's own thread, as they happen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional, Tuple
+
+from .errors import UserError, describe_error, format_traceback
+from .events import RunFinished, Sink
+from .measurement import ConfigResult
+from .procs import Child
+from .specs import RunPlan
+from .strategies import Strategy
+
+ISOLATIONS = ("thread", "process")
+#: How the engine's process reports the end of its run.
+_DONE, _USER_ERROR, _CRASH = "done", "user-error", "crash"
+
+
+class EngineProcessError(RuntimeError):
+    """The engine failed, or its process died, before the run ended."""
+
+
+class RunHandle:
+    """A run in progress. ``results`` and ``error`` are set once ``done``."""
+
+    def __init__(self) -> None:
+        self.results: Tuple[ConfigResult, ...] = ()
+        self.error: Optional[BaseException] = None
+        self._done = threading.Event()
+        self._stop_requested = False
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the run ends, at most ``timeout`` seconds; True when it has."""
+        return self._done.wait(timeout)
+
+    def stop(self, grace_s: Optional[float] = None) -> None:
+        """Ask the run to stop; with ``grace_s``, ``kill`` it if it has not ended by then."""
+        self._stop_requested = True
+        self._request_stop()
+        if grace_s is not None:
+            timer = threading.Timer(grace_s, lambda: None if self.done else self.kill())
+            timer.daemon = True
+            timer.start()
+
+    def kill(self) -> None:
+        """End the run now: what finished was already reported; nothing keeps running."""
+        self._stop_requested = True
+        self._request_stop()
+
+    def _request_stop(self) -> None:
+        raise NotImplementedError
+
+
+class ThreadRun(RunHandle):
+    """The engine in a daemon thread of this process (the command line's way)."""
+
+    def __init__(self, plan: RunPlan, sink: Sink, strategy: Optional[Strategy] = None,
+                 **engine_options: Any) -> None:
+        super().__init__()
+        from .engine import Engine
+
+        self.engine = Engine(plan, sink, **engine_options)
+        self._strategy = strategy
+        self._thread = threading.Thread(target=self._work, name="latency-tui-engine", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            self.results = self.engine.run(self._strategy)
+        except BaseException as exc:  # surfaced through the handle
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def _request_stop(self) -> None:
+        self.engine.stop()
+
+    # kill() is stop() here: a thread cannot be killed. A device call that never returns is
+    # abandoned by the engine's stop grace, and the thread is a daemon: it cannot keep the
+    # process alive.
+
+
+def _host_main(plan: RunPlan, events: Any, stop: Any, strategy: Optional[Strategy],
+               log: Optional[str]) -> None:
+    """The engine's process: run the plan, send every event and then the outcome."""
+    if log:  # what the model and libraries print must not land on the view's screen
+        with open(log, "a", encoding="utf-8") as handle:
+            os.dup2(handle.fileno(), 1)
+            os.dup2(handle.fileno(), 2)
+    from .engine import Engine
+
+    engine = Engine(plan, events.put)
+
+    def watch() -> None:
+        while not stop.value:
+            time.sleep(0.05)
+        engine.stop()
+
+    threading.Thread(target=watch, name="latency-tui-stop", daemon=True).start()
+    try:
+        results = engine.run(strategy)
+    except UserError as exc:
+        events.put((_USER_ERROR, str(exc), None))
+    except BaseException as exc:  # reported to the view, which shows it as a notice
+        events.put((_CRASH, describe_error(exc), format_traceback(exc)))
+    else:
+        events.put((_DONE, results, None))
+    events.close()
+    events.join_thread()
+
+
+class ProcessRun(RunHandle):
+    """The engine in a spawned process of its own (the TUI's way), its events relayed."""
+
+    def __init__(self, plan: RunPlan, sink: Sink, strategy: Optional[Strategy] = None, *,
+                 log_path: Optional[Path] = None) -> None:
+        super().__init__()
+        self.sink = sink
+        self.log_path = log_path
+        if log_path is not None:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        context = multiprocessing.get_context("spawn")
+        with real_stdio():  # a queue's lock starts multiprocessing's resource tracker
+            self._events = context.Queue()
+            # A shared flag the child polls, not an Event: setting an Event whose waiter's
+            # process has ended blocks for ever (its Condition waits for the dead waiter).
+            self._stop = context.Value("b", 0, lock=False)
+        self._child = Child(_host_main, (plan, self._events, self._stop, strategy,
+                                         str(log_path) if log_path else None),
+                            name="latency-tui-engine", daemon=False, death_signal=signal.SIGTERM)
+        with real_stdio():
+            self._child.start()
+        self._relay_thread = threading.Thread(target=self._relay, name="latency-tui-relay",
+                                              daemon=True)
+        self._relay_thread.start()
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._child.pid
+
+    def _request_stop(self) -> None:
+        self._stop.value = 1
+
+    def kill(self) -> None:
+        super().kill()
+        self._child.stop(grace_s=0.0)
+
+    def _relay(self) -> None:
+        finished = False
+        try:
+            while True:
+                try:
+                    item = self._events.get(timeout=0.2)
+                except queue_module.Empty:
+                    if not self._child.alive:
+                        self._died(finished)
+                        return
+                    continue
+                except (EOFError, OSError, ValueError):  # a child killed mid-message
+                    self._died(finished)
+                    return
+                if isinstance(item, tuple) and len(item) == 3 and item[0] in (
+                        _DONE, _USER_ERROR, _CRASH):
+                    kind, value, details = item
+                    if kind == _DONE:
+                        self.results = tuple(value)
+                    elif kind == _USER_ERROR:
+                        self.error = UserError(value)
+                    else:
+                        self.error = EngineProcessError(value)
+                        self.error.details = details  # type: ignore[attr-defined]
+                    return
+                finished = finished or isinstance(item, RunFinished)
+                self.sink(item)
+        finally:
+            self._child.stop(grace_s=5.0)
+            self._done.set()
+
+    def _died(self, finished: bool) -> None:
+        if finished or self._stop_requested:
+            return
+        self._child.join(1.0)
+        code = self._child.exitcode
+        where = f"; its output is in {self.log_path}" if self.log_path else ""
+        self.error = EngineProcessError(f"the engine's process ended with exit code {code}{where}")
+
+
+def start(plan: RunPlan, sink: Sink, *, isolation: str = "thread",
+          strategy: Optional[Strategy] = None, log_path: Optional[Path] = None,
+          **engine_options: Any) -> RunHandle:
+    """Start ``plan`` in a thread or a process of its own; its events go to ``sink``."""
+    if isolation == "thread":
+        return ThreadRun(plan, sink, strategy, **engine_options)
+    if isolation == "process":
+        if engine_options:
+            raise ValueError(f"engine options {sorted(engine_options)} need isolation='thread'")
+        return ProcessRun(plan, sink, strategy, log_path=log_path)
+    raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, not {isolation!r}")
+
+
+@contextlib.contextmanager
+def real_stdio() -> Iterator[None]:
+    """Textual replaces sys.stdout and sys.stderr with objects that have no file descriptor,
+    and multiprocessing's resource tracker, started with the first lock or process, passes
+    ``sys.stderr.fileno()`` on to its own process: put the real ones back for that moment."""
+    saved = sys.stdout, sys.stderr
+    try:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            try:
+                usable = stream is not None and stream.fileno() >= 0
+            except (AttributeError, OSError, ValueError):
+                usable = False
+            if not usable:
+                setattr(sys, name, getattr(sys, f"__{name}__"))
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+

@@ -1,0 +1,107 @@
+"""The engine's monitor thread and the pure function that summarises what it read."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .base import Monitor, Reading
+
+Groups = List[Tuple[str, List[Reading]]]
+
+
+class MonitorSampler:
+    """Polls monitors every ``period_s`` in a thread of its own, never a timing thread.
+
+    The engine takes the newest frame with ``latest()`` from its own thread (so events keep one
+    emitting thread), and marks each configuration's measuring window with ``begin`` / ``end``:
+    ``end`` summarises the frames read in between.
+    """
+
+    def __init__(self, monitors: Sequence[Monitor], period_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from . import poll_all
+
+        self._poll_all = poll_all
+        self.monitors = list(monitors)
+        self.period_s = period_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._frame: Optional[Groups] = None
+        self._fresh = False
+        self._window: Optional[List[Groups]] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "MonitorSampler":
+        if self.monitors and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="latency-tui-monitors",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self._poll_all(self.monitors)
+            with self._lock:
+                self._frame, self._fresh = frame, True
+                if self._window is not None:
+                    self._window.append(frame)
+            self._stop.wait(self.period_s)
+
+    def latest(self) -> Optional[Groups]:
+        """The newest frame if it has not been taken yet, else None."""
+        with self._lock:
+            if not self._fresh:
+                return None
+            self._fresh = False
+            return self._frame
+
+    def begin(self) -> None:
+        with self._lock:
+            self._window = []
+
+    def end(self) -> Dict[str, Dict[str, Any]]:
+        with self._lock:
+            frames, self._window = self._window or [], None
+        return summarise(frames)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        for monitor in self.monitors:
+            close = getattr(monitor, "close", None)
+            if close is not None:
+                close()
+
+
+def summarise(frames: Sequence[Groups]) -> Dict[str, Dict[str, Any]]:
+    """Per reading label over ``frames``: mean and max of its percentage (and of each metric),
+    how many readings there were, or the reason it was absent throughout."""
+    values: Dict[str, List[float]] = {}
+    metrics: Dict[str, Dict[str, List[float]]] = {}
+    absent: Dict[str, str] = {}
+    for frame in frames:
+        for _name, readings in frame:
+            for reading in readings:
+                if reading.percent is None:
+                    absent.setdefault(reading.label, reading.note)
+                    continue
+                values.setdefault(reading.label, []).append(float(reading.percent))
+                for metric, value in reading.metrics:
+                    metrics.setdefault(reading.label, {}).setdefault(metric, []).append(float(value))
+    out: Dict[str, Dict[str, Any]] = {}
+    for label in list(dict.fromkeys([*values, *absent])):
+        seen = values.get(label)
+        if not seen:
+            out[label] = {"absent": absent.get(label, "")}
+            continue
+        entry: Dict[str, Any] = {"mean": round(sum(seen) / len(seen), 2), "max": round(max(seen), 2),
+                                 "samples": len(seen)}
+        for metric, numbers in metrics.get(label, {}).items():
+            entry[metric] = {"mean": round(sum(numbers) / len(numbers), 3),
+                             "max": round(max(numbers), 3)}
+        out[label] = entry
+    return out
