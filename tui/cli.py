@@ -12,9 +12,8 @@ import argparse
 import math
 import os
 import sys
-import threading
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from ..core import __version__
 from ..core.errors import UserError
@@ -47,7 +46,7 @@ def _positive_int(text: str) -> int:
 
 def _int_list(what: str):
     def parse(text: str):
-        from ..core.plan import parse_int_list
+        from ..core.api import parse_int_list
 
         try:
             return parse_int_list(text, what)
@@ -114,23 +113,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BAD_INPUT
 
 
-def default_session_path(preset_name: str) -> Path:
-    import datetime as dt
+def new_session_path(name: str) -> Path:
+    """A new session file in the user's sessions directory, which is created if needed."""
+    from ..core import api
 
-    from platformdirs import user_data_dir
-
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    directory = Path(user_data_dir("latency-tui")) / "sessions"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory / f"{preset_name}-{stamp}.json"
+    path = api.session_path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"session directory {path.parent}: {exc.strerror or exc}; "
+                        "give --json PATH") from None
+    return path
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..core.engine import Engine
+    from ..core import api
     from ..core.events import fan_out
-    from ..core.plan import Overrides, build_plan, check_sources
-    from ..core.presets import DEFAULT_PRESET, load_preset
-    from ..core.session import SessionRecorder, check_writable
     from .headless import ProgressDisplay, output_console, results_table
 
     if args.json is not None and not args.json.strip():
@@ -138,59 +136,47 @@ def _run(args: argparse.Namespace) -> int:
     # `--model mymodule:make` from the directory that holds mymodule.py, as python -m would.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    preset = load_preset(args.run_preset or args.preset or DEFAULT_PRESET)
-    plan = build_plan(preset, Overrides(
+    preset = api.load_preset(args.run_preset or args.preset or api.DEFAULT_PRESET)
+    plan = api.build_plan(preset, api.Overrides(
         model=args.model, device=args.device, batch_sizes=args.batch_sizes, copies=args.copies,
         workers=args.workers, copy_mode=args.copy_mode, duration_s=args.duration,
         samples=args.samples, warmup_max_s=args.warmup_max,
     ))
-    check_sources(plan)
-    path = check_writable(args.json) if args.json else default_session_path(plan.name)
-    recorder = SessionRecorder(path)
+    api.check_sources(plan)
+    path = api.check_writable(args.json) if args.json else new_session_path(plan.name)
+    recorder = api.SessionRecorder(path)
     sinks = [recorder]
     display = None
     if not args.quiet:
         display = ProgressDisplay()
         sinks.append(display)
-    engine = Engine(plan, fan_out(*sinks))
-    outcome: List = []
-    failure: List[BaseException] = []
-    finished = threading.Event()
-
-    def work() -> None:
-        try:
-            outcome.extend(engine.run())
-        except BaseException as exc:  # surfaced in the main thread below
-            failure.append(exc)
-        finally:
-            finished.set()
-
-    threading.Thread(target=work, name="latency-tui-engine", daemon=True).start()
+    handle = api.start(plan, fan_out(*sinks), isolation="thread")
     interrupted = False
-    while not finished.is_set():
+    while not handle.done:
         try:
             # Event.wait, not Thread.join: a ^C inside join() leaves the thread looking dead.
-            finished.wait(0.2)
+            handle.wait(0.2)
         except KeyboardInterrupt:
             if interrupted:  # a second ^C: leave now, the session holds what finished
                 break
             interrupted = True
             print("latency-tui: stopping (the configuration in progress is kept as cancelled; "
                   "^C again to quit at once)", file=sys.stderr)
-            engine.stop()
+            handle.stop()
     if display is not None:
         display.close()
-    if failure:
-        if isinstance(failure[0], OSError):  # the session could not be written
-            print(f"latency-tui: error: writing the session {path}: {failure[0]}", file=sys.stderr)
-            return EXIT_FAILED
-        raise failure[0]
+    if handle.error is not None:
+        raise handle.error
     results = recorder.session.results
     console = output_console()
     console.print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
     for result in results:
         for warning in (*result.warnings, *(result.latency.warnings if result.latency else ())):
             console.print(f"! {result.config.label}: {warning}", highlight=False, soft_wrap=True)
+    if recorder.save_error is not None:
+        print(f"latency-tui: error: writing the session {path}: {recorder.save_error}",
+              file=sys.stderr)
+        return EXIT_FAILED
     if results:
         print(f"session written to {path}", file=sys.stderr)
     else:
@@ -203,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
 def _presets() -> int:
     from rich.table import Table
 
-    from ..core.presets import list_presets, user_preset_dir
+    from ..core.api import list_presets, user_preset_dir
     from .headless import output_console
 
     table = Table(header_style="bold")
@@ -220,7 +206,7 @@ def _presets() -> int:
 
 
 def _show(path: str) -> int:
-    from ..core.session import load_session
+    from ..core.api import load_session
     from .headless import output_console, results_table
 
     session = load_session(path)

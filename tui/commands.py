@@ -11,7 +11,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 class PresetCommands(Provider):
     def _presets(self):
         try:
-            return list(self.app.catalog.presets())  # type: ignore[attr-defined]
+            return list(self.app.plans.presets())  # type: ignore[attr-defined]
         except Exception:  # a broken user preset must not break the palette
             return []
 

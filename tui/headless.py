@@ -14,11 +14,11 @@ from typing import IO, Iterable, Optional
 from rich.console import Console
 from rich.table import Table
 
+from ..core.api import ConfigResult
 from ..core.events import (
     ConfigFinished, ConfigStarted, Event, PhaseChanged, Progress, RunFinished, RunStarted,
-    WarmupFinished,
+    Utilisation, WarmupFinished,
 )
-from ..core.measurement import ConfigResult
 
 PLAIN_PROGRESS_EVERY_S = 5.0
 LIVE_REFRESH_S = 0.5
@@ -65,6 +65,7 @@ class ProgressDisplay:
         self._index = 0
         self._last_plain = 0.0
         self._live = None
+        self._utilisation = ""
 
     # The engine calls this from its own thread: it only formats a line and returns.
     def __call__(self, event: Event) -> None:
@@ -76,7 +77,8 @@ class ProgressDisplay:
                 self._start_live()
             elif isinstance(event, ConfigStarted):
                 self._index = event.index
-                self._status = f"[{event.index + 1}/{event.total}] {event.config.device} {event.config.label}"
+                of = f"/{event.total}" if event.total else ""
+                self._status = f"[{event.index + 1}{of}] {event.config.device} {event.config.label}"
                 self._line(f"{self._status}: starting", force=True)
             elif isinstance(event, PhaseChanged):
                 detail = f" ({event.detail})" if event.detail else ""
@@ -89,7 +91,10 @@ class ProgressDisplay:
                 fraction = f" {event.fraction * 100:3.0f}%" if event.fraction is not None else ""
                 rate = event.samples / event.elapsed_s if event.elapsed_s > 0 else 0.0
                 self._line(f"{self._status}: measuring{fraction}, {event.samples:,} inferences, "
-                           f"{event.elapsed_s:.1f} s, {rate:,.0f} inf/s", force=False)
+                           f"{event.elapsed_s:.1f} s, {rate:,.0f} inf/s{self._utilisation}",
+                           force=False)
+            elif isinstance(event, Utilisation):
+                self._utilisation = utilisation_text(event.groups)
             elif isinstance(event, ConfigFinished):
                 r = event.result
                 tail = f" - {r.error}" if r.error else ""
@@ -132,6 +137,16 @@ class ProgressDisplay:
     def close(self) -> None:
         with self._lock:
             self._stop_live()
+
+
+def utilisation_text(groups) -> str:
+    """", cpu 87%, mem 41%": each monitor's summary reading (its first), for the progress line."""
+    parts = []
+    for _name, readings in groups:
+        for reading in readings[:1]:
+            if reading.percent is not None:
+                parts.append(f"{reading.label} {reading.percent:.0f}%")
+    return "".join(f", {part}" for part in parts)
 
 
 def output_console() -> Console:

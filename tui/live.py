@@ -1,11 +1,11 @@
 """The app's model of a run, built only from engine events; no Textual here.
 
-The engine calls its sink from its own threads, about ten times a second, and a sink must
-never block. ``EventBuffer`` is that sink: it appends under a lock and returns. The app drains
-the buffer on a timer in the UI thread and hands each event to ``LiveRun.apply``, which keeps
-what the panes draw: per configuration the samples so far (exactly up to a cap, then in the
-engine's log-bucketed histogram, for the histogram pane and the live percentiles), a timeline
-of windowed p99 and throughput, warm-up facts and the final result.
+The engine calls its sink from its own thread about ten times a second, and a sink must never
+block. ``EventBuffer`` is that sink: it appends under a lock and returns. The app drains the
+buffer on a timer in the UI thread and hands each event to ``LiveRun.apply``, which keeps what
+the panes draw: per configuration the engine's own ``ConfigStreams`` (the same store, cap and
+statistics the engine uses, so a live p99 and its interval mean what the final ones mean), the
+per-second timeline, warm-up facts, the monitors' latest readings and the final result.
 So the sample rate and the redraw rate stay independent, and nothing here runs in a timing loop.
 """
 
@@ -13,31 +13,16 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-import numpy as np
-
+from latency_tui.core.api import ConfigResult, ConfigStreams, LatencySummary, Throughput, Timeline
 from latency_tui.core.events import (
-    ConfigFinished,
-    ConfigStarted,
-    Event,
-    ModelLoaded,
-    PhaseChanged,
-    Progress,
-    RunFinished,
-    RunStarted,
-    Samples,
-    WarmupFinished,
+    ConfigFinished, ConfigStarted, Event, ModelLoaded, PhaseChanged, Progress, RunFinished,
+    RunStarted, Samples, Utilisation, WarmupFinished,
 )
-from latency_tui.core.measurement import ConfigResult, LatencySummary, Throughput
 from latency_tui.core.specs import RunConfig, RunPlan
 
-from latency_tui.core.histogram import LogHistogram
-from latency_tui.core.stats import summarize_histogram
-
 from .format import fmt_clock
-from .livestats import Distribution, distribution_of, summarize_ns
 
 
 class EventBuffer:
@@ -62,33 +47,15 @@ class Notice(NamedTuple):
     text: str
 
 
-@dataclass(frozen=True)
-class TimelinePoint:
-    """One window of a configuration's measurement: its p99 and its throughput."""
-
-    elapsed_s: float
-    p99_ms: float
-    inferences_per_s: float
-    samples_per_s: float
-
-
-#: Width of a timeline window, in seconds of measuring.
-TIMELINE_WINDOW_S = 0.5
-#: Samples kept exactly per configuration; past it only the log-bucketed histogram (as the
-#: engine does past its sample cap), so a live redraw never sorts millions of samples.
-LIVE_EXACT_CAP = 20_000
-
-
 class LiveConfig:
     """One configuration as the display knows it, from "pending" to its final result."""
 
-    def __init__(self, key: str, index: int, config: RunConfig, cap: int = LIVE_EXACT_CAP):
+    def __init__(self, key: str, index: int, config: RunConfig, cap: int = 2_000_000) -> None:
         self.key = key
         self.index = index
         self.config = config
         self.phase = "pending"
         self.detail = ""
-        self.count = 0
         self.elapsed_s = 0.0
         self.fraction: Optional[float] = None
         self.first_inference_ms: Optional[float] = None
@@ -98,91 +65,57 @@ class LiveConfig:
         self.result: Optional[ConfigResult] = None
         #: A notice about an unstable warm-up went out already (the result repeats it).
         self.warned_warmup = False
-        self.timeline: List[TimelinePoint] = []
-        self._cap = cap
-        self._chunks: Optional[List[np.ndarray]] = []
-        self._merged: Optional[np.ndarray] = None
-        self._histogram: Optional[LogHistogram] = None
-        self._window: List[np.ndarray] = []
-        self._window_start = 0.0
-        self._summary_at = -1
-        self._summary: Optional[LatencySummary] = None
+        self.streams = ConfigStreams(cap)
 
-    # -- feeding -------------------------------------------------------------------------
-    def add_samples(self, latencies_ns: Any, elapsed_s: float) -> None:
-        chunk = np.asarray(latencies_ns, dtype=np.int64)
-        if not chunk.size:
-            return
-        self.count += int(chunk.size)
-        self.elapsed_s = max(self.elapsed_s, elapsed_s)
-        self._add_to_window(chunk, elapsed_s)
-        if self._histogram is None:
-            self._histogram = LogHistogram()
-        self._histogram.add(chunk)
-        if self._chunks is not None:
-            if self.count <= self._cap:
-                self._chunks.append(chunk)
-                self._merged = None
-            else:  # past the cap: the histogram alone from now on
-                self._chunks, self._merged = None, None
-
-    def _add_to_window(self, chunk: np.ndarray, elapsed_s: float) -> None:
-        self._window.append(chunk)
-        span = elapsed_s - self._window_start
-        if span < TIMELINE_WINDOW_S:
-            return
-        window = np.concatenate(self._window)
-        self._window, self._window_start = [], elapsed_s
-        rate = window.size / span
-        self.timeline.append(TimelinePoint(
-            elapsed_s, float(np.percentile(window, 99)) / 1e6, rate,
-            rate * self.config.batch_size,
-        ))
+    @classmethod
+    def of_result(cls, key: str, index: int, result: ConfigResult) -> "LiveConfig":
+        """A finished configuration of a saved session (no samples, only its figures)."""
+        live = cls(key, index, result.config, cap=0)
+        live.result, live.phase = result, result.status
+        live.first_inference_ms = result.first_inference_ms
+        live.warmup_iterations = result.warmup_iterations or None
+        live.warmup_stable = result.warmup_stable
+        live.elapsed_s = result.duration_s
+        return live
 
     # -- reading -------------------------------------------------------------------------
     @property
-    def exact(self) -> bool:
-        """False once past the cap, when live figures come from the log-bucketed histogram."""
-        return self._chunks is not None
+    def count(self) -> int:
+        """Samples measured so far (or, for a saved result, measured in all)."""
+        if self.streams.count == 0 and self.result is not None:
+            return self.result.samples
+        return self.streams.count
 
-    def samples_ns(self) -> np.ndarray:
-        """The samples kept exactly (empty past the cap)."""
-        if self._merged is None:
-            parts = self._chunks or []
-            self._merged = np.concatenate(parts) if parts else np.empty(0, np.int64)
-            if self._chunks:
-                self._chunks = [self._merged]
-        return self._merged
-
-    def distribution(self) -> Optional[Distribution]:
-        """What the histogram pane draws: exact samples, or bucket midpoints with counts."""
-        if self.count == 0:
-            return None
-        if self.exact:
-            return Distribution(self.samples_ns() / 1e6)
-        return distribution_of(self._histogram)  # type: ignore[arg-type]
+    @property
+    def has_samples(self) -> bool:
+        return self.streams.count > 0
 
     def summary(self) -> Optional[LatencySummary]:
         """The final summary once finished, else the live one (recomputed only on new data)."""
         if self.result is not None and self.result.latency is not None:
             return self.result.latency
-        if self.count == 0:
-            return None
-        if self._summary_at != self.count:
-            if self.exact:
-                self._summary = summarize_ns(self.samples_ns())
-            else:
-                self._summary = summarize_histogram(self._histogram)  # type: ignore[arg-type]
-            self._summary_at = self.count
-        return self._summary
+        return self.streams.latency.summary()
 
     def throughput(self) -> Optional[Throughput]:
         if self.result is not None and self.result.throughput is not None:
             return self.result.throughput
-        if self.count == 0 or self.elapsed_s <= 0:
+        count = self.streams.count
+        if count == 0 or self.elapsed_s <= 0:
             return None
-        rate = self.count / self.elapsed_s
+        rate = count / self.elapsed_s
         return Throughput(rate, rate * self.config.batch_size)
+
+    def timeline(self) -> Optional[Timeline]:
+        """Per-second figures: the saved ones once finished; while measuring, the seconds that
+        are complete (the current one would read low)."""
+        if self.result is not None and self.result.timeline is not None:
+            return self.result.timeline
+        if self.streams.count == 0:
+            return None
+        built = self.streams.timeline.build()
+        whole = int(self.elapsed_s // built.bucket_s)
+        return Timeline(built.bucket_s, built.inferences[:whole], built.p50_ms[:whole],
+                        built.p99_ms[:whole], built.max_ms[:whole], built.relative_error)
 
     @property
     def status(self) -> str:
@@ -199,19 +132,24 @@ class LiveConfig:
 class LiveRun:
     """A run: its plan, host, model facts and one ``LiveConfig`` per configuration."""
 
-    def __init__(self, number: int, plan: RunPlan):
+    def __init__(self, number: int, plan: RunPlan) -> None:
         self.number = number
         self.plan = plan
         self.host: Dict[str, Any] = {}
         self.model: Dict[str, Any] = {}
         self.state = "starting"  # starting, running, stopping, finished, cancelled, failed
         self.current: Optional[int] = None
+        #: The monitors' newest readings from the engine: ((name, readings), ...).
+        self.utilisation: Optional[Tuple[Any, ...]] = None
         self.configs: Dict[int, LiveConfig] = {
-            i: LiveConfig(self.key(i), i, config) for i, config in enumerate(plan.configs)
+            i: self._new(i, config) for i, config in enumerate(plan.configs)
         }
 
     def key(self, index: int) -> str:
         return f"{self.number}:{index}"
+
+    def _new(self, index: int, config: RunConfig) -> LiveConfig:
+        return LiveConfig(self.key(index), index, config, cap=self.plan.sample_cap)
 
     @property
     def total(self) -> int:
@@ -223,12 +161,6 @@ class LiveRun:
 
     def current_config(self) -> Optional[LiveConfig]:
         return self.configs.get(self.current) if self.current is not None else None
-
-    def timeline(self) -> List[TimelinePoint]:
-        points: List[TimelinePoint] = []
-        for index in sorted(self.configs):
-            points.extend(self.configs[index].timeline)
-        return points
 
     def finish(self, state: str) -> None:
         """End the run; configurations that never started are marked skipped."""
@@ -242,13 +174,17 @@ class LiveRun:
         if isinstance(event, Samples):
             live = self.configs.get(event.index)
             if live is not None:
-                live.add_samples(event.latencies_ns, event.elapsed_s)
+                live.streams.add(event.block)
+                live.elapsed_s = max(live.elapsed_s, event.elapsed_s)
             return []
         if isinstance(event, Progress):
             live = self.configs.get(event.index)
             if live is not None:
                 live.elapsed_s = max(live.elapsed_s, event.elapsed_s)
                 live.fraction = event.fraction
+            return []
+        if isinstance(event, Utilisation):
+            self.utilisation = event.groups
             return []
         if isinstance(event, RunStarted):
             if self.state == "starting":
@@ -261,10 +197,8 @@ class LiveRun:
             return []
         if isinstance(event, ConfigStarted):
             live = self.configs.get(event.index)
-            if live is None:  # a plan the engine expanded differently: follow the engine
-                live = self.configs[event.index] = LiveConfig(
-                    self.key(event.index), event.index, event.config
-                )
+            if live is None:  # a strategy's configuration, in no plan: follow the engine
+                live = self.configs[event.index] = self._new(event.index, event.config)
             live.phase = "loading"
             self.current = event.index
             return []
@@ -293,26 +227,28 @@ class LiveRun:
         if event.stable:
             return []
         live.warned_warmup = True
-        return [
-            Notice(
-                "warning",
-                f"{live.config.label}: warm-up never stabilised ({event.iterations} iterations "
-                f"in {event.duration_s:.1f} s); measuring anyway",
-            )
-        ]
+        return [Notice("warning", f"{live.config.label}: warm-up never stabilised "
+                                  f"({event.iterations} iterations in {event.duration_s:.1f} s); "
+                                  "measuring anyway")]
 
     def _finished(self, event: ConfigFinished) -> List[Notice]:
         result = event.result
         live = self.configs.get(event.index)
         if live is None:
-            live = self.configs[event.index] = LiveConfig(
-                self.key(event.index), event.index, result.config
-            )
+            live = self.configs[event.index] = self._new(event.index, result.config)
         live.result = result
         live.phase = result.status
         if result.first_inference_ms is not None:
             live.first_inference_ms = result.first_inference_ms
         return result_notices(result, skip_warmup=live.warned_warmup)
+
+
+def shown_after_run(configs: Iterable[LiveConfig]) -> List[LiveConfig]:
+    """Ended configurations, those with figures last: the last one is what the panes show
+    after a run (a failed one has nothing to draw)."""
+    done = [c for c in configs if c.result is not None]
+    return [c for c in done if c.result.latency is None] + \
+        [c for c in done if c.result.latency is not None]
 
 
 def result_notices(result: ConfigResult, skip_warmup: bool = False) -> List[Notice]:
@@ -343,13 +279,8 @@ def busy_host_notices(host: Dict[str, Any]) -> List[Notice]:
         return []
     one_minute = float(load[0])
     if one_minute >= max(1.0, 0.5 * cpus):
-        return [
-            Notice(
-                "warning",
-                f"busy host: load average {one_minute:.2f} on {cpus} CPUs before the run; "
-                "latencies may be noisy",
-            )
-        ]
+        return [Notice("warning", f"busy host: load average {one_minute:.2f} on {cpus} CPUs "
+                                  "before the run; latencies may be noisy")]
     return []
 
 

@@ -12,19 +12,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional
 
-APP_NAME = "latency-tui"
-
-
-def config_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME))
-
-
-def data_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME))
+from latency_tui.core.api import config_dir
 
 
 def load_keymap(path: Optional[Path] = None) -> Dict[str, str]:

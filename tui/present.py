@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional
 
-from latency_tui.core.session import Session
+from latency_tui.core.api import Session
 from latency_tui.core.specs import RunPlan
 
-from .catalog import axis_values
 from .format import fmt_clock, fmt_model, fmt_values
 from .live import LiveConfig, LiveRun, describe_remaining
 from .widgets.gauges import GaugeData
@@ -59,7 +58,7 @@ def gauge_data(live: Optional[LiveConfig]) -> GaugeData:
         return GaugeData()
     result = live.result
     return GaugeData(
-        summary=live.summary() if (live.count or result) else None,
+        summary=live.summary(),
         throughput=live.throughput(),
         samples=result.samples if result is not None and result.samples else live.count,
         elapsed_s=result.duration_s if result is not None else live.elapsed_s,
@@ -75,7 +74,7 @@ def gauge_data(live: Optional[LiveConfig]) -> GaugeData:
 def result_rows(configs: Iterable[LiveConfig]) -> List[ResultRow]:
     rows = []
     for order, live in enumerate(configs):
-        summary = live.summary() if (live.count or live.result) else None
+        summary = live.summary()
         throughput = live.throughput()
         config = live.config
         p = summary.percentiles if summary is not None else {}
@@ -118,9 +117,9 @@ def live_header(preset: str, plan: Optional[RunPlan], run: Optional[LiveRun],
         preset=preset,
         model=fmt_model(run.model if run is not None else {}, plan.model.source),
         device=plan.configs[0].device if plan.configs else "",
-        batch=fmt_values(axis_values(plan, "batch_sizes")),
-        parallel=f"{fmt_values(axis_values(plan, 'copies'))} x "
-                 f"{fmt_values(axis_values(plan, 'workers'))}",
+        batch=fmt_values(plan.axis("batch_sizes")),
+        parallel=f"{fmt_values(plan.axis('copies'))} x "
+                 f"{fmt_values(plan.axis('workers'))}",
     )
     if run is None:
         return HeaderInfo(**info, note=note or f"{plan_summary(plan)}; r runs it")
@@ -148,9 +147,9 @@ def edit_values(plan: RunPlan) -> Dict[str, str]:
     return {
         "model": plan.model.source,
         "device": plan.configs[0].device if plan.configs else "",
-        "batch_sizes": fmt_values(axis_values(plan, "batch_sizes")),
-        "copies": fmt_values(axis_values(plan, "copies")),
-        "workers": fmt_values(axis_values(plan, "workers")),
+        "batch_sizes": fmt_values(plan.axis("batch_sizes")),
+        "copies": fmt_values(plan.axis("copies")),
+        "workers": fmt_values(plan.axis("workers")),
         "duration_s": fmt_float(plan.stop.duration_s),
         "warmup_max_s": fmt_float(plan.warmup.max_s),
     }

@@ -9,13 +9,12 @@ most the configuration in progress.
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from latency_tui.core.api import Session, SessionRecorder, save_session, session_path
 from latency_tui.core.errors import UserError
 from latency_tui.core.events import Event
-from latency_tui.core.session import Session, SessionRecorder, save_session
 from latency_tui.core.specs import RunPlan
 
 from .live import LiveConfig, LiveRun
@@ -49,8 +48,7 @@ class SessionKeeper:
         return self._directory()
 
     def default_path(self, name: str) -> Path:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return self.directory / f"{_safe(name)}-{stamp}.json"
+        return session_path(name, self.directory)
 
     def begin_run(self, run: LiveRun) -> None:
         """Join ``run`` to the current session, or start a new one if it measures
@@ -99,7 +97,7 @@ class SessionKeeper:
         target = session if session is not None else self.session
         try:
             save_session(target, path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, UserError) as exc:
             self._notify("error", f"could not save to {path}: {exc}")
             return False
         if session is None:
@@ -124,17 +122,5 @@ class SessionKeeper:
 
 def view_configs(session: Session) -> Dict[str, LiveConfig]:
     """A saved session's results as the panes' configurations (finished, no samples)."""
-    configs: Dict[str, LiveConfig] = {}
-    for i, result in enumerate(session.results):
-        live = LiveConfig(f"view:{i}", i, result.config)
-        live.result, live.phase = result, result.status
-        live.first_inference_ms = result.first_inference_ms
-        live.warmup_iterations = result.warmup_iterations or None
-        live.warmup_stable = result.warmup_stable
-        live.elapsed_s = result.duration_s
-        configs[live.key] = live
-    return configs
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "session"
+    return {f"view:{i}": LiveConfig.of_result(f"view:{i}", i, result)
+            for i, result in enumerate(session.results)}

@@ -1,18 +1,21 @@
-"""Fixtures for the app's tests: an app wired to the scripted fake engine and presets, with
-fixed monitor readings, a frozen clock and a private data directory, so that every run of a
-test (and every snapshot) sees the same screen."""
+"""Fixtures for the app's tests: real presets (TOML files in the user's preset directory, on
+the fake device or the CPU), runs that are scripted (for exact screens) or real (the engine in a
+thread on the fake device), fixed monitor readings, a frozen clock and a private data
+directory."""
 
 from __future__ import annotations
 
 import asyncio
+import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 
+from latency_tui.core.api import Reading, StaticMonitor, user_preset_dir
 from latency_tui.tui.app import LatencyApp
-from latency_tui.tui.fake import FakeCatalog, FakeEngineFactory
-from latency_tui.tui.monitors import Reading, StaticMonitor
+
+from .scripted import Starter
 
 SIZE = (120, 40)
 
@@ -23,20 +26,97 @@ MONITORS = (
     StaticMonitor("gpu", [Reading("gpu", None, "no NVIDIA driver")]),
 )
 
+WARMUP = """
+[warmup]
+min_iterations = 3
+max_iterations = 50
+window = 5
+max_s = 1.0
+"""
+PRESETS = {
+    "fake-sweep": """
+        description = "fake device, batch sizes 1 to 8"
+        [model]
+        source = "builtin:noop"
+        [run]
+        device = "fake"
+        batch_sizes = [1, 2, 4, 8]
+        duration_s = 5
+        [device]
+        latency_ms = 2.0
+    """,
+    "cpu-mlp": """
+        description = "3-layer MLP on the CPU, batch 1: the quick check"
+        [model]
+        source = "builtin:mlp"
+        [run]
+        device = "cpu"
+        duration_s = 10
+    """,
+    "cpu-bert": """
+        description = "BERT-style encoder on the CPU, 2 copies x 2 workers"
+        [model]
+        source = "builtin:bert"
+        [run]
+        device = "cpu"
+        batch_sizes = [8]
+        copies = [2]
+        workers = [2]
+        duration_s = 60
+    """,
+    "quick": """
+        description = "the real engine on the fake device: short; batch 4 fails"
+        [model]
+        source = "builtin:noop"
+        [run]
+        device = "fake"
+        batch_sizes = [1, 2, 4]
+        duration_s = 0.3
+        [device]
+        mode = "sleep"
+        handler = "workloads:fails_at_batch_4"
+    """ + WARMUP,
+    "slow": """
+        description = "the real engine on the fake device, long enough to stop"
+        [model]
+        source = "builtin:noop"
+        [run]
+        device = "fake"
+        batch_sizes = [1, 2, 4]
+        duration_s = 30
+        [device]
+        latency_ms = 1.0
+        mode = "sleep"
+    """ + WARMUP,
+}
+
+
+def write_presets() -> Path:
+    directory = user_preset_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in PRESETS.items():
+        (directory / f"{name}.toml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return directory
+
 
 def build_app(tmp_path: Path, preset: Optional[str] = "fake-sweep", **options: Any):
-    """An app on the fake engine; ``engine=`` options go to every FakeEngine it makes."""
-    factory = FakeEngineFactory(**options.pop("engine", {}))
+    """An app on the presets above. ``engine=`` options go to every scripted run it starts;
+    ``real=True`` runs the real engine in a thread instead."""
+    write_presets()
+    real = options.pop("real", False)
+    engine = dict(options.pop("engine", {}))
+    if real:
+        engine.setdefault("monitors", MONITORS)
+    starter = Starter(real=real, **engine)
     app = LatencyApp(
         preset,
-        engine_factory=factory,
-        catalog=options.pop("catalog", None) or FakeCatalog(),
+        start_run=starter,
         monitors=options.pop("monitors", MONITORS),
         data_dir=tmp_path / "data",
         clock=options.pop("clock", lambda: 100.0),
         **options,
     )
-    app.factory = factory  # type: ignore[attr-defined]  # for the tests to inspect
+    app.starter = starter  # type: ignore[attr-defined]  # for the tests to inspect
     return app
 
 
@@ -48,22 +128,40 @@ def make_app(tmp_path):
     return make
 
 
-async def finish_run(pilot) -> None:
-    """Wait until the engine worker is done and its last events are on screen."""
-    await pilot.app.workers.wait_for_complete()
+async def finish_run(pilot, timeout: float = 60.0) -> None:
+    """Wait until the run has ended and its last events are on screen."""
+    app = pilot.app
+    for _ in range(int(timeout / 0.02)):
+        handle = app.runs.handle
+        if handle is None or handle.done:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the run never ended")
+    app._tick(force=True)
     await pilot.pause()
-    pilot.app._tick(force=True)
+    app._tick(force=True)
     await pilot.pause()
 
 
 async def wait_paused(pilot, timeout: float = 10.0) -> None:
-    """Wait until the fake engine holds at its ``pause_at`` point, then drain its events."""
+    """Wait until the scripted run holds at its ``pause_at`` point, then drain its events."""
     app = pilot.app
     for _ in range(int(timeout / 0.02)):
-        if app.factory.engines and app.factory.last.paused.is_set():
+        if app.starter.handles and app.starter.last.paused.is_set():
             break
         await asyncio.sleep(0.02)
     else:
-        raise AssertionError("the fake engine never reached its pause point")
+        raise AssertionError("the scripted run never reached its pause point")
     app._tick(force=True)
     await pilot.pause()
+
+
+async def wait_for(pilot, predicate, timeout: float = 30.0) -> None:
+    """Tick the app until ``predicate()`` holds (a real run reaching a phase)."""
+    for _ in range(int(timeout / 0.02)):
+        pilot.app._tick(force=True)
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out waiting on the app")

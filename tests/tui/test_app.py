@@ -1,4 +1,6 @@
-"""Pilot tests: every key of the app, driven against the scripted fake engine and presets."""
+"""Pilot tests: every key of the app. Most drive the real engine in a thread on the fake device
+(the real event protocol, the real presets and plan builder); those that look at a run at an
+exact point use the scripted run, whose events obey the same protocol."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Input, OptionList
 from textual.widgets.data_table import ColumnKey
 
-from latency_tui.core.session import load_session
+from latency_tui.core.api import load_session
 from latency_tui.tui.screens import (
     ConfirmScreen,
     EditScreen,
@@ -22,7 +24,7 @@ from latency_tui.tui.widgets.histogram import LatencyHistogram
 from latency_tui.tui.widgets.notices import NoticesPane
 from latency_tui.tui.widgets.results import ResultsTable
 
-from .conftest import SIZE, finish_run, wait_paused
+from .conftest import SIZE, finish_run, wait_for, wait_paused
 
 
 def header(app) -> str:
@@ -51,6 +53,11 @@ async def type_into(pilot, text: str) -> None:
         await pilot.press(*text)
 
 
+def measuring(app) -> bool:
+    live = app.live_run.current_config() if app.live_run else None
+    return live is not None and live.phase == "measuring" and live.count > 0
+
+
 async def test_opens_idle_on_the_preset_with_every_pane(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -63,27 +70,29 @@ async def test_opens_idle_on_the_preset_with_every_pane(make_app):
             assert app.query_one(pane).display
         assert "press r to run" in app.query_one(LatencyHistogram).message
         assert "utilisation" in app.query_one("#utilisation").border_title
-        assert app.factory.engines == []  # nothing runs until asked
+        assert app.starter.handles == []  # nothing runs until asked
 
 
-async def test_r_runs_the_sweep_and_saves_the_session(make_app):
-    app = make_app(engine={"fail_batch": 4})
+async def test_r_runs_the_sweep_on_the_real_engine_and_saves_the_session(make_app):
+    app = make_app("quick", real=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await finish_run(pilot)
-        assert statuses(app) == ["finished", "finished", "failed", "finished"]
-        assert "FINISHED" in header(app) and "4/4 configs" in header(app)
+        assert statuses(app) == ["finished", "finished", "failed"]
+        assert "FINISHED" in header(app) and "3/3 configs" in header(app)
         # A failed configuration does not stop the sweep, and says why.
-        assert any("batch 4, 1 x 1: failed: RuntimeError" in t for t in notices(app, "error"))
+        assert any("batch 4, 1 x 1: failed: RuntimeError: out of memory at batch 4" in t
+                   for t in notices(app, "error"))
         # Saved after every configuration, in the data directory.
         path = app.sessions.path
         assert path is not None and path.parent.name == "sessions" and path.exists()
         saved = load_session(path)
-        assert [r.status for r in saved.results] == ["finished", "finished", "failed",
-                                                     "finished"]
-        assert saved.preset["name"] == "fake-sweep"
-        # The panes show the last finished configuration.
-        assert app.query_one("#gauges").border_subtitle == "batch 8, 1 x 1 · finished"
+        assert [r.status for r in saved.results] == ["finished", "finished", "failed"]
+        assert saved.results[2].error_kind == "out_of_memory"
+        assert "Traceback" in saved.results[2].traceback
+        assert saved.preset["name"] == "quick"
+        # The panes show the last finished configuration, from the engine's own streams.
+        assert app.query_one("#gauges").border_subtitle == "batch 2, 1 x 1 · finished"
         assert app.query_one(LatencyHistogram).has_class("-plot")
 
 
@@ -97,25 +106,27 @@ async def test_panes_move_while_a_configuration_runs(make_app):
         assert "~00:12 left" in text
         assert statuses(app)[:3] == ["finished", "measuring 50%", "pending"]
         assert "live" in app.query_one("#gauges").border_title
-        assert app.query_one("#timeline").border_subtitle.endswith("windows of 0.5 s")
-        app.factory.last.resume.set()
+        # The first configuration's 5 seconds and the second's 2 complete ones.
+        assert app.query_one("#timeline").border_subtitle == "7 seconds"
+        app.starter.last.resume.set()
         await finish_run(pilot)
         assert "FINISHED" in header(app)
 
 
-async def test_r_again_stops_the_run_within_the_configuration(make_app):
-    app = make_app(engine={"pause_at": (1, 2)})
+async def test_r_again_stops_the_real_run_within_the_configuration(make_app):
+    app = make_app("slow", real=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await wait_paused(pilot)
+        await wait_for(pilot, lambda: measuring(app))
         await pilot.press("r")
+        asked = asyncio.get_running_loop().time()
         assert any(t.startswith("stopping:") for t in notices(app, "info"))
         await finish_run(pilot)
-        assert app.factory.last.stop_calls == 1
-        assert statuses(app) == ["finished", "cancelled", "skipped", "skipped"]
+        assert asyncio.get_running_loop().time() - asked < 2.0
+        assert app.starter.last.stop_requested
+        assert statuses(app) == ["cancelled", "skipped", "skipped"]
         assert "STOPPED" in header(app)
-        assert [r.status for r in load_session(app.sessions.path).results] == [
-            "finished", "cancelled"]
+        assert [r.status for r in load_session(app.sessions.path).results] == ["cancelled"]
 
 
 async def test_plan_keys_are_disabled_while_running(make_app):
@@ -128,46 +139,51 @@ async def test_plan_keys_are_disabled_while_running(make_app):
             assert not isinstance(app.screen, (ValuesPrompt, PresetPicker, EditScreen,
                                                PathPrompt))
         assert app.check_action("sweep", ("batch_sizes",)) is None
-        app.factory.last.resume.set()
+        app.starter.last.resume.set()
         await finish_run(pilot)
         assert app.check_action("sweep", ("batch_sizes",)) is True
 
 
 async def test_b_asks_for_batch_sizes_validates_and_runs_the_sweep(make_app):
-    app = make_app("cpu-mlp")
+    app = make_app("quick", real=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b")
         assert isinstance(app.screen, ValuesPrompt)
-        assert app.screen.query_one(Input).value == "1,2,4,8,16"  # the default
+        assert app.screen.query_one(Input).value == "1,2,4"  # the preset's own
         await type_into(pilot, "1,x")
         await pilot.press("enter")
         assert isinstance(app.screen, ValuesPrompt)
         assert "'x' is not an integer" in str(app.screen.query_one("#error").content)
-        await type_into(pilot, "1,4")
+        await type_into(pilot, "1,8")
         await pilot.press("enter")
         await finish_run(pilot)
-        assert [c.batch_size for c in app.factory.last.plan.configs] == [1, 4]
+        assert [c.batch_size for c in app.starter.plans[-1].configs] == [1, 8]
         assert statuses(app) == ["finished", "finished"]
 
 
 async def test_c_and_w_sweep_copies_and_workers(make_app):
-    app = make_app("cpu-mlp")
+    app = make_app("quick", real=True)
     async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await type_into(pilot, "1")
+        await pilot.press("enter")
+        await finish_run(pilot)
         await pilot.press("c")
-        assert app.screen.query_one(Input).value == "1,2,4"
+        assert app.screen.query_one(Input).value == "1,2,4"  # the default: not swept yet
         await type_into(pilot, "1,2")
         await pilot.press("enter")
         await finish_run(pilot)
-        assert [c.copies for c in app.factory.last.plan.configs] == [1, 2]
+        assert [c.copies for c in app.starter.plans[-1].configs] == [1, 2]
         await pilot.press("w")
         await type_into(pilot, "2")
         await pilot.press("enter")
         await finish_run(pilot)
-        plan = app.factory.last.plan
+        plan = app.starter.plans[-1]
         assert [(c.copies, c.workers_per_copy) for c in plan.configs] == [(1, 2), (2, 2)]
-        # Same model and stop rule: one session, one table for both sweeps.
-        assert len(app.query_one(ResultsTable).shown_keys) == 4
-        assert len(load_session(app.sessions.path).results) == 4
+        # Same model and stop rule: one session, one table for every sweep.
+        assert len(app.query_one(ResultsTable).shown_keys) == 5
+        assert len(load_session(app.sessions.path).results) == 5
+        assert statuses(app) == ["finished"] * 5
 
 
 async def test_escape_cancels_a_prompt(make_app):
@@ -176,7 +192,7 @@ async def test_escape_cancels_a_prompt(make_app):
         await pilot.press("w")
         await pilot.press("escape")
         assert not isinstance(app.screen, ValuesPrompt)
-        assert app.factory.engines == []
+        assert app.starter.handles == []
 
 
 async def test_p_picks_another_preset(make_app):
@@ -185,15 +201,16 @@ async def test_p_picks_another_preset(make_app):
         await pilot.press("p")
         assert isinstance(app.screen, PresetPicker)
         options = app.screen.query_one(OptionList)
-        assert options.highlighted == 1  # the current preset
-        await pilot.press("down", "enter")
+        names = [str(options.get_option_at_index(i).id) for i in range(options.option_count)]
+        assert options.highlighted == names.index("fake-sweep")  # the current preset
+        await pilot.press("up", "up", "enter")
         assert "preset cpu-bert" in header(app) and "copies 2 x workers 2" in header(app)
         assert app.plan.name == "cpu-bert"
         await pilot.press("p")
         await pilot.press("tab")
         await type_into(pilot, "nope.toml")
         await pilot.press("enter")
-        assert any("preset 'nope.toml' not found" in t for t in notices(app, "error"))
+        assert any("preset file nope.toml: no such file" in t for t in notices(app, "error"))
 
 
 async def test_e_edits_the_configuration_with_validation(make_app):
@@ -220,7 +237,7 @@ async def test_e_edits_the_configuration_with_validation(make_app):
 
 
 async def test_s_saves_the_session_where_asked(make_app, tmp_path):
-    app = make_app("cpu-mlp")
+    app = make_app("quick", real=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
         assert not isinstance(app.screen, PathPrompt)
@@ -233,6 +250,9 @@ async def test_s_saves_the_session_where_asked(make_app, tmp_path):
         await type_into(pilot, str(tmp_path / "missing" / "x.json"))
         await pilot.press("enter")
         assert "does not exist" in str(app.screen.query_one("#error").content)
+        await type_into(pilot, "/dev/null")
+        await pilot.press("enter")
+        assert "not a regular file" in str(app.screen.query_one("#error").content)
         target = tmp_path / "mine.json"
         await type_into(pilot, str(target))
         await pilot.press("enter")
@@ -246,7 +266,7 @@ async def test_o_opens_a_saved_session_read_only(make_app, tmp_path):
         await pilot.press("r")
         await finish_run(pilot)
         saved = first.sessions.path
-    app = make_app("cpu-mlp")
+    app = make_app("quick", real=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("o")
         assert isinstance(app.screen, PathPrompt)
@@ -261,6 +281,8 @@ async def test_o_opens_a_saved_session_read_only(make_app, tmp_path):
         assert statuses(app) == ["finished", "failed", "finished", "finished"]
         assert "viewing a saved session" in str(app.query_one("#utilisation").render())
         assert "saved sessions keep no samples" in app.query_one("#histogram").border_subtitle
+        # The saved timelines: 5 seconds for each of the three configurations that ran.
+        assert app.query_one("#timeline").border_subtitle == "15 seconds"
         table = app.query_one(ResultsTable)
         table.focus()
         await pilot.press("down", "down")
@@ -268,7 +290,7 @@ async def test_o_opens_a_saved_session_read_only(make_app, tmp_path):
         # r leaves the view and runs the current preset.
         await pilot.press("r")
         await finish_run(pilot)
-        assert "VIEWING" not in header(app) and "preset cpu-mlp" in header(app)
+        assert "VIEWING" not in header(app) and "preset quick" in header(app)
 
 
 async def test_space_pauses_the_display_not_the_run(make_app):
@@ -279,10 +301,8 @@ async def test_space_pauses_the_display_not_the_run(make_app):
         before = app.query_one("#gauges").border_subtitle
         await pilot.press("space")
         assert "DISPLAY PAUSED" in header(app)
-        app.factory.last.resume.set()
-        await app.workers.wait_for_complete()
-        app._tick(force=True)
-        await pilot.pause()
+        app.starter.last.resume.set()
+        await finish_run(pilot)
         assert app.query_one("#gauges").border_subtitle == before  # frozen
         assert app.live_run.state == "finished"  # but the run went on
         await pilot.press("space")
@@ -303,10 +323,10 @@ async def test_question_mark_shows_every_key_as_mapped(make_app):
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("r")  # remapped away
-        assert app.factory.engines == []
+        assert app.starter.handles == []
         await pilot.press("x")
         await finish_run(pilot)
-        assert len(app.factory.engines) == 1
+        assert len(app.starter.handles) == 1
 
 
 async def test_q_quits_at_once_when_idle(make_app):
@@ -317,6 +337,13 @@ async def test_q_quits_at_once_when_idle(make_app):
     assert app.return_code == 0
 
 
+async def wait_exit(app, timeout=10.0):
+    for _ in range(int(timeout / 0.02)):
+        if app._exit_renderables is not None or not app.is_running:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def test_q_while_running_asks_then_stops_and_saves(make_app):
     app = make_app(engine={"pause_at": (1, 3)})
     async with app.run_test(size=SIZE) as pilot:
@@ -325,17 +352,43 @@ async def test_q_while_running_asks_then_stops_and_saves(make_app):
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
-        assert app.run_active and app.factory.last.stop_calls == 0
+        assert app.run_active and app.starter.last.stop_calls == 0
         await pilot.press("q")
         await pilot.press("y")
-        for _ in range(100):
-            if app._exit_renderables is not None or not app.is_running:
-                break
-            await asyncio.sleep(0.02)
-    assert app.factory.last.stop_calls >= 1
+        await wait_exit(app)
+    assert app.starter.last.stop_calls >= 1
     assert app.return_code == 0
     statuses_saved = [r.status for r in load_session(app.sessions.path).results]
     assert statuses_saved == ["finished", "cancelled"]
+
+
+async def test_q_twice_while_a_real_run_hangs_quits_at_once(make_app, write_preset):
+    path = write_preset("""
+        [model]
+        source = "builtin:noop"
+        [run]
+        device = "fake"
+        duration_s = 30
+        [device]
+        mode = "sleep"
+        latency_ms = 1.0
+        hang_after = 60
+        [warmup]
+        min_iterations = 3
+        max_iterations = 20
+        window = 5
+    """, name="hangs.toml")
+    app = make_app(str(path), real=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: measuring(app))
+        await pilot.press("q", "y")
+        await pilot.pause()
+        began = asyncio.get_running_loop().time()
+        await pilot.press("q")
+        await wait_exit(app)
+        assert asyncio.get_running_loop().time() - began < 2.0
+    assert app.return_code == 0
 
 
 async def test_number_keys_and_header_clicks_sort_the_results(make_app):
@@ -392,24 +445,40 @@ async def test_command_palette_offers_presets_and_actions(make_app):
         from latency_tui.tui.commands import PresetCommands
 
         provider = PresetCommands(app.screen)
-        hits = [hit async for hit in provider.search("bert")]
+        hits = [hit async for hit in provider.search("cpu-bert")]
         assert hits and "cpu-bert" in str(hits[0].match_display)
         hits[0].command()
         await pilot.pause()
         assert app.plan.name == "cpu-bert"
 
 
-async def test_a_crashing_engine_is_a_notice_not_a_crash(make_app):
+async def test_a_run_that_cannot_start_is_a_notice_not_a_crash(make_app):
     app = make_app()
 
     def broken(plan, sink):
         raise RuntimeError("no engine today")
 
-    app.engine_factory = broken
+    app.runs.start_run = broken
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await finish_run(pilot)
+        await pilot.pause()
         assert "FAILED" in header(app)
         assert any("engine failed: RuntimeError: no engine today" in t
                    for t in notices(app, "error"))
         assert app.check_action("sweep", ("batch_sizes",)) is True
+
+
+async def test_an_engine_that_dies_mid_run_is_a_notice(make_app):
+    from latency_tui.core.isolation import EngineProcessError
+
+    app = make_app(engine={"pause_at": (0, 1)})
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_paused(pilot)
+        handle = app.starter.last
+        handle.error = EngineProcessError("the engine's process ended with exit code -9")
+        handle._done.set()  # as the relay does when the process is gone
+        await finish_run(pilot)
+        assert "FAILED" in header(app)
+        assert any("exit code -9" in t for t in notices(app, "error"))
+        handle.resume.set()

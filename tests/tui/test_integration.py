@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from latency_tui.core.session import load_session
+from latency_tui.core.api import load_session
 from latency_tui.tui.app import LatencyApp
 
 from .conftest import MONITORS, SIZE, finish_run

@@ -1,4 +1,5 @@
-"""The display's model, fed by the scripted engine's events, without Textual."""
+"""The display's model, fed by events (the real engine's and the scripted run's), without
+Textual; and the histogram's bins, counted from the engine's own sample store."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import threading
 import numpy as np
 import pytest
 
-from latency_tui.core.events import Progress, Samples
-from latency_tui.core.measurement import ConfigResult
+from helpers import fake_plan
+from latency_tui.core.api import ConfigResult, SampleStream
+from latency_tui.core.engine import Engine
+from latency_tui.core.events import ConfigStarted, Progress, Samples
 from latency_tui.core.specs import RunConfig
-from latency_tui.tui.fake import FakeCatalog, FakeEngine
+from latency_tui.core.streams import Block
+from latency_tui.tui.bins import histogram_bins
 from latency_tui.tui.live import (
     EventBuffer,
     LiveConfig,
@@ -19,22 +23,38 @@ from latency_tui.tui.live import (
     estimate_remaining,
     result_notices,
 )
-from latency_tui.tui.livestats import histogram_ms, summarize_ns
+from protocol import protocol_errors
+
+from .conftest import write_presets
+from .scripted import ScriptedRun
 
 
-def plan(preset="fake-sweep", **overrides):
-    catalog = FakeCatalog()
-    return catalog.build(catalog.load(preset), overrides)
+def sweep_plan(name="fake-sweep"):
+    from latency_tui.core import api
+
+    write_presets()
+    return api.plan_with(api.load_preset(name), {})
 
 
-def run_fake(plan_, **options):
-    buffer = EventBuffer()
-    FakeEngine(plan_, buffer, **options).run()
-    run = LiveRun(1, plan_)
+def fold(plan, events):
+    run = LiveRun(1, plan)
     notices = []
-    for event in buffer.drain():
+    for event in events:
         notices.extend(run.apply(event))
     return run, notices
+
+
+def scripted_events(plan, **options):
+    buffer = EventBuffer()
+    handle = ScriptedRun(plan, buffer, **options)
+    assert handle.wait(30)
+    return buffer.drain()
+
+
+def block(latencies_ns, end_s):
+    latencies = np.asarray(latencies_ns, dtype=np.int64)
+    ends = np.full(latencies.size, int(end_s * 1e9), np.int64)
+    return Block(ends - latencies, ends)
 
 
 def test_event_buffer_takes_events_from_many_threads_without_loss():
@@ -57,16 +77,44 @@ def test_event_buffer_takes_events_from_many_threads_without_loss():
     assert buffer.drain() == []
 
 
-def test_a_run_of_the_fake_engine_folds_into_the_model():
-    run, notices = run_fake(plan(), fail_batch=4, unstable_index=1)
+def test_the_scripted_run_speaks_the_engines_protocol():
+    """The TUI's tests stand on the scripted run only as far as it emits what the real engine
+    emits: both are checked against the one documented order."""
+    plan = sweep_plan()
+    assert protocol_errors(scripted_events(plan, fail_batch=4)) == []
+    events = []
+    Engine(fake_plan(batch_sizes=(1, 2), duration_s=0.2), events.append).run()
+    assert protocol_errors(events) == []
+    phases = [e.phase for e in events if getattr(e, "phase", None)]
+    assert "preparing" not in phases  # the old fake emitted a phase the engine never does
+
+
+def test_a_real_run_folds_into_the_model_with_the_engines_own_figures():
+    events = []
+    Engine(fake_plan(batch_sizes=(1, 2), duration_s=1.2, latency_ms=0.3, mode="sleep"),
+           events.append).run()
+    plan = events[0].plan
+    run, notices = fold(plan, events)
+    assert run.state == "finished"
+    for live in run.configs.values():
+        # The same store and cap as the engine: every sample, and the same summary.
+        assert live.count == live.result.samples == live.streams.count
+        assert live.streams.latency.summary() == live.result.latency
+        assert live.streams.timeline.build(len(live.result.timeline)) == live.result.timeline
+        assert live.streams.cap == plan.sample_cap
+
+
+def test_a_scripted_run_folds_into_the_model():
+    plan = sweep_plan()
+    run, notices = fold(plan, scripted_events(plan, fail_batch=4, unstable_index=1))
     assert run.state == "finished"
     assert [c.status for c in run.configs.values()] == ["finished", "finished", "failed",
                                                          "finished"]
     first = run.configs[0]
-    assert first.count == 4000 == first.samples_ns().size
+    assert first.count == 4000 == first.streams.latency.sorted_ns().size
     assert first.summary() is first.result.latency
     assert first.throughput().inferences_per_s == pytest.approx(800)
-    assert first.timeline and all(p.p99_ms > 0 for p in first.timeline)
+    assert len(first.timeline()) == 5 and all(p > 0 for p in first.timeline().p99_ms)
     assert run.model["name"] == "mlp"
     levels = [n.level for n in notices]
     assert "error" in levels
@@ -77,71 +125,43 @@ def test_a_run_of_the_fake_engine_folds_into_the_model():
 def test_live_summary_is_recomputed_only_on_new_samples():
     live = LiveConfig("1:0", 0, RunConfig())
     rng = np.random.default_rng(1)
-    live.add_samples((rng.lognormal(0, 0.1, 500) * 1e6).astype(np.int64), 0.5)
+    live.streams.add(block((rng.lognormal(0, 0.1, 500) * 1e6), 0.5))
     first = live.summary()
     assert live.summary() is first
-    live.add_samples((rng.lognormal(0, 0.1, 500) * 1e6).astype(np.int64), 1.0)
+    live.streams.add(block((rng.lognormal(0, 0.1, 500) * 1e6), 1.0))
     assert live.summary() is not first
     assert live.summary().count == 1000
 
 
-def test_past_the_cap_figures_come_from_the_log_histogram():
-    rng = np.random.default_rng(2)
-    exact = LiveConfig("1:0", 0, RunConfig(), cap=10**9)
-    capped = LiveConfig("1:0", 0, RunConfig(), cap=1000)
-    for i in range(10):
-        chunk = (rng.lognormal(0, 0.2, 300) * 1e6).astype(np.int64)
-        exact.add_samples(chunk, 0.1 * (i + 1))
-        capped.add_samples(chunk, 0.1 * (i + 1))
-    assert capped.count == 3000 and not capped.exact and capped.samples_ns().size == 0
-    live, truth = capped.summary(), exact.summary()
-    assert not live.exact and live.relative_error > 0
-    for key in ("p50", "p99"):
-        assert live.percentiles[key] == pytest.approx(truth.percentiles[key], rel=0.02)
-    drawn = capped.distribution()
-    assert drawn.size == 3000 and drawn.weights is not None
-    bins = histogram_ms(drawn, bins=20)
-    direct = histogram_ms(exact.distribution(), bins=20)
-    assert bins.counts.sum() + bins.above == pytest.approx(
-        direct.counts.sum() + direct.above, abs=30)
-
-
-def test_timeline_windows_follow_the_engines_clock():
+def test_the_live_timeline_shows_whole_seconds_only():
     live = LiveConfig("1:0", 0, RunConfig(batch_size=4))
-    for i in range(10):  # 0.1 s apart: one window of 0.5 s every five events
-        live.add_samples(np.full(100, 2_000_000, np.int64), 0.1 * (i + 1))
-    assert len(live.timeline) == 2
-    point = live.timeline[0]
-    assert point.p99_ms == pytest.approx(2.0)
-    assert point.inferences_per_s == pytest.approx(1000, rel=0.01)
-    assert point.samples_per_s == pytest.approx(4000, rel=0.01)
+    for i in range(25):  # 0.1 s apart, 100 samples of 2 ms each
+        live.streams.add(block(np.full(100, 2_000_000), 0.1 * i + 0.05))
+        live.elapsed_s = 0.1 * (i + 1)
+    timeline = live.timeline()
+    assert timeline.inferences == (1000, 1000)  # the third second has only begun
+    assert timeline.p99_ms[0] == pytest.approx(2.0, rel=0.01)
 
 
 def test_a_stopped_run_marks_the_rest_skipped():
-    plan_ = plan()
-    run = LiveRun(1, plan_)
+    plan = sweep_plan()
     buffer = EventBuffer()
-    engine = FakeEngine(plan_, buffer, pause_at=(1, 2), pause_timeout_s=5)
-    thread = threading.Thread(target=engine.run)
-    thread.start()
-    assert engine.paused.wait(5)
-    engine.stop()
-    thread.join(5)
-    for event in buffer.drain():
-        run.apply(event)
+    handle = ScriptedRun(plan, buffer, pause_at=(1, 2), pause_timeout_s=5)
+    assert handle.paused.wait(5)
+    handle.stop()
+    assert handle.wait(5)
+    run, _ = fold(plan, buffer.drain())
     assert run.state == "cancelled"
     assert [c.status for c in run.configs.values()] == ["finished", "cancelled", "skipped",
                                                          "skipped"]
 
 
 def test_remaining_time_counts_the_current_and_pending_configurations():
-    plan_ = plan()  # 4 configurations x 5 s
-    run = LiveRun(1, plan_)
+    plan = sweep_plan()  # 4 configurations x 5 s
+    run = LiveRun(1, plan)
     assert estimate_remaining(run) is None
-    from latency_tui.core.events import ConfigStarted
-
-    run.apply(ConfigStarted(0, 4, plan_.configs[0]))
-    run.apply(Samples(0, np.full(10, 1000, np.int64), 2.0))
+    run.apply(ConfigStarted(0, 4, plan.configs[0]))
+    run.apply(Samples(0, block(np.full(10, 1000), 2.0), 2.0))
     assert estimate_remaining(run) == pytest.approx(3.0 + 3 * 5.0)
 
 
@@ -159,26 +179,34 @@ def test_result_notices_name_the_configuration():
     assert [n.text for n in notices] == ["batch 8, 2 x 2: a", "batch 8, 2 x 2: b"]
 
 
-def test_live_summary_is_the_engines_summary():
-    ns = (np.random.default_rng(3).lognormal(0, 0.3, 5000) * 1e6).astype(np.int64)
-    live = summarize_ns(ns)
-    assert live.count == 5000 and "p99" in live.intervals
-    assert summarize_ns(np.empty(0, np.int64)) is None
+def stream_of(ms, cap=10**9):
+    stream = SampleStream(cap)
+    stream.add(np.round(np.asarray(ms) * 1e6).astype(np.int64))
+    return stream
 
 
 def test_histogram_range_keeps_the_body_readable_despite_outliers():
     ms = np.concatenate([np.random.default_rng(0).normal(10, 0.5, 10000), [500.0] * 5])
-    bins = histogram_ms(ms, bins=20)
+    bins = histogram_bins(stream_of(ms), bins=20)
     assert bins.high < 20 and bins.above >= 5 and not bins.log
-    assert bins.counts.sum() + bins.above + np.count_nonzero(ms < bins.low) == ms.size
-    flat = histogram_ms(np.full(10, 3.0), bins=5)
+    below = np.count_nonzero(np.round(ms * 1e6) < np.round(bins.low * 1e6))
+    assert bins.counts.sum() + bins.above + below == ms.size
+    flat = histogram_bins(stream_of(np.full(10, 3.0)), bins=5)
     assert flat.low < 3.0 < flat.high and flat.counts.sum() == 10
 
 
 def test_a_long_tail_gets_log_spaced_bins():
     rng = np.random.default_rng(0)
     ms = np.concatenate([rng.normal(0.05, 0.002, 9800), rng.uniform(0.2, 0.3, 200)])
-    bins = histogram_ms(ms, bins=40)
+    bins = histogram_bins(stream_of(ms), bins=40)
     assert bins.log
     widths = np.diff(np.log10(bins.centres))
     assert np.allclose(widths, widths[0])
+
+
+def test_past_the_cap_the_bins_come_from_the_histogram():
+    rng = np.random.default_rng(2)
+    ms = rng.lognormal(0, 0.2, 3000)
+    exact, capped = histogram_bins(stream_of(ms), 20), histogram_bins(stream_of(ms, cap=1000), 20)
+    assert capped.counts.sum() + capped.above == pytest.approx(
+        exact.counts.sum() + exact.above, abs=30)

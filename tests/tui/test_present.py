@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from latency_tui.tui.fake import FakeCatalog, FakeEngine
 from latency_tui.tui.live import EventBuffer, LiveRun
 from latency_tui.tui.present import (
     changed_fields,
@@ -16,9 +15,14 @@ from latency_tui.tui.widgets.gauges import render_gauges
 from latency_tui.tui.widgets.header import render_header
 
 
-def sweep_plan():
-    catalog = FakeCatalog()
-    return catalog.build(catalog.load("fake-sweep"), {})
+from .scripted import ScriptedRun
+from .test_live import sweep_plan
+
+
+def scripted(plan, **options):
+    buffer = EventBuffer()
+    assert ScriptedRun(plan, buffer, **options).wait(30)
+    return buffer.drain()
 
 
 def test_idle_header_describes_the_whole_sweep():
@@ -32,11 +36,8 @@ def test_idle_header_describes_the_whole_sweep():
 
 def test_header_during_and_after_a_run():
     plan = sweep_plan()
-    buffer = EventBuffer()
-    engine = FakeEngine(plan, buffer)
-    engine.run()
+    events = scripted(plan)
     run = LiveRun(1, plan)
-    events = buffer.drain()
     for event in events[:20]:  # part-way into the first configuration
         run.apply(event)
     info = live_header("fake-sweep", plan, run, 3.0, paused=True)
@@ -52,10 +53,8 @@ def test_header_during_and_after_a_run():
 
 def test_rows_and_gauges_of_a_finished_sweep():
     plan = sweep_plan()
-    buffer = EventBuffer()
-    FakeEngine(plan, buffer, fail_batch=2).run()
     run = LiveRun(1, plan)
-    for event in buffer.drain():
+    for event in scripted(plan, fail_batch=2):
         run.apply(event)
     rows = result_rows(run.configs.values())
     assert [r.status for r in rows] == ["finished", "failed", "finished", "finished"]
@@ -70,7 +69,7 @@ def test_edit_form_reports_only_changed_fields():
     plan = sweep_plan()
     shown = edit_values(plan)
     assert shown["batch_sizes"] == "1,2,4,8" and shown["duration_s"] == "5"
-    form = {"model": "builtin:mlp", "device": "fake", "batch_sizes": (1, 2, 4, 8),
+    form = {"model": "builtin:noop", "device": "fake", "batch_sizes": (1, 2, 4, 8),
             "copies": (1, 2), "workers": (1,), "duration_s": 5.0, "warmup_max_s": 2.0}
     assert changed_fields(form, shown) == {"copies": (1, 2), "warmup_max_s": 2.0}
 

@@ -13,7 +13,7 @@ from typing import List, Optional
 from rich.text import Text
 from textual.widgets import Static
 
-from latency_tui.core.measurement import PERCENTILES, LatencySummary, Throughput
+from latency_tui.core.api import PERCENTILES, LatencySummary, Throughput
 
 from ..format import fmt_count, fmt_interval, fmt_ms, fmt_rate
 

@@ -1,7 +1,8 @@
 """The latency histogram, drawn with textual-plotext, with p50 and p99 marked.
 
-Bins are counted with numpy (plotext's own ``hist`` bins in Python, too slow for a million
-samples at a few redraws a second) and drawn as a filled step line (bars, to the eye, at
+Bins are counted from the engine's own sample store (``tui.bins``: a binary search per edge,
+where plotext's own ``hist`` bins in Python, too slow for a million samples at a few redraws a
+second) and drawn as a filled step line (bars, to the eye, at
 half plotext's cost for bars). The range stops a little past p99 so that a few slow
 outliers do not squash the body of the distribution into one bar; how many samples lie
 beyond it is written under the plot. A long tail (p99 several times p50) gets
@@ -12,7 +13,7 @@ why in words instead of drawing empty axes.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from textual.app import ComposeResult
@@ -20,8 +21,10 @@ from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from latency_tui.core.api import SampleStream
+
+from ..bins import histogram_bins
 from ..format import fmt_count, fmt_ms
-from ..livestats import Distribution, histogram_ms
 
 
 class LatencyHistogram(Vertical):
@@ -65,19 +68,15 @@ class LatencyHistogram(Vertical):
         plt.yticks([])
         return plot
 
-    def show_samples(
-        self, data: Union[np.ndarray, Distribution], p50: Optional[float], p99: Optional[float],
-        label: str = "",
-    ) -> None:
-        """Draw latencies in ms: an array, or a ``Distribution`` (bucket midpoints, counts)."""
-        if not isinstance(data, Distribution):
-            data = Distribution(np.asarray(data, dtype=np.float64))
-        if data.size == 0:
+    def show_stream(self, stream: SampleStream, p50: Optional[float], p99: Optional[float],
+                    label: str = "") -> None:
+        """Draw the latencies of a sample stream; ``p50`` and ``p99`` in ms are marked."""
+        if stream.count == 0:
             self.show_message("waiting for samples")
             return
         width = max(self.content_size.width, 20)
         rows = max(self.content_size.height - 2, 1)  # less the axis and its labels
-        bins = histogram_ms(data, bins=max(8, (width - 2) // 2))
+        bins = histogram_bins(stream, bins=max(8, (width - 2) // 2))
         # On log-spaced bins, positions are log10(ms); tick labels stay in ms.
         where = np.log10 if bins.log else (lambda v: v)
         low, high = float(where(bins.low)), float(where(bins.high))
@@ -92,7 +91,7 @@ class LatencyHistogram(Vertical):
                 markers.append((x, text, colour, height, right))
         ticks = np.linspace(low, high, 5)
         labels = [_short(t) for t in (10 ** ticks if bins.log else ticks)]
-        self.border_subtitle = _subtitle(data.size, bins.above, bins.high, label, bins.log)
+        self.border_subtitle = _subtitle(stream.count, bins.above, bins.high, label, bins.log)
         # What would appear on screen: bar heights in half rows, marker columns and texts,
         # the axis. The shape settles while the count grows; then nothing is re-plotted.
         looks = (

@@ -1,7 +1,8 @@
 """The utilisation pane: whatever the monitors report, one row each.
 
 It knows nothing of CPUs or GPUs; it draws ``Reading`` rows from any object with a ``name``
-and a ``poll()`` (see ``tui.monitors``). When there are more rows than lines (a 96-core host)
+and a ``poll()`` (``core.monitors``), or the engine's readings of them during a run
+(``show``). When there are more rows than lines (a 96-core host)
 it packs them into columns with shorter bars. A reading without a value shows "N/A (reason)".
 """
 
@@ -13,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 from rich.text import Text
 from textual.widget import Widget
 
-from ..monitors import Monitor, Reading
+from latency_tui.core.api import Monitor, Reading, poll_all
 
 
 class UtilisationPane(Widget):
@@ -40,14 +41,12 @@ class UtilisationPane(Widget):
         self.refresh()
 
     def poll(self) -> None:
-        readings = []
-        for monitor in self.monitors:
-            try:
-                rows = monitor.poll()
-            except Exception as exc:  # a broken monitor must not take the app down
-                rows = [Reading(monitor.name, None, f"monitor failed: {exc}")]
-            readings.append((monitor.name, rows))
-        self.readings = readings
+        """Read the pane's own monitors (between runs; during one the engine's readings come
+        through ``show``)."""
+        self.show(poll_all(self.monitors))
+
+    def show(self, groups: Sequence[Tuple[str, Sequence[Reading]]]) -> None:
+        self.readings = [(name, list(rows)) for name, rows in groups]
         if self.absent is None:
             self.refresh()
 

@@ -1,0 +1,162 @@
+"""The app's conversations: each key that asks something (a sweep's values, a preset, the
+configuration, where to save, what to open) pushes its screen and acts on the answer; and the
+view of a saved session that ``o`` opens.
+
+Every prompt validates through the same plan builder the command line uses, before it closes,
+so a bad value never reaches the engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from latency_tui.core.api import check_writable, load_session
+from latency_tui.core.errors import UserError
+
+from . import present
+from .format import fmt_values
+from .screens import EditScreen, PathPrompt, PresetPicker, ValuesPrompt
+from .sessions import view_configs
+from .widgets.results import ResultsTable
+from .widgets.utilisation import UtilisationPane
+
+#: Sweep axis: (prompt title, what the values are, default when the plan does not sweep it).
+SWEEP_AXES = {
+    "batch_sizes": ("Batch-size sweep", "batch sizes", "1,2,4,8,16"),
+    "copies": ("Copies sweep", "copies", "1,2,4"),
+    "workers": ("Workers sweep", "workers", "1,2,4"),
+}
+
+
+def sweep(app: Any, axis: str) -> None:
+    plans = app.plans
+    if plans.plan is None:
+        app.notice("error", "no preset: p picks one")
+        return
+    title, what, fallback = SWEEP_AXES[axis]
+    current = plans.axis(axis)
+    default = fmt_values(current) if len(current) > 1 else fallback
+
+    def parse(text: str) -> tuple:
+        values = plans.parse_ints(text, what)
+        problem = plans.check({axis: values})
+        if problem:
+            raise UserError(problem)
+        return values
+
+    def done(values: Optional[tuple]) -> None:
+        if values and app.apply_changes({axis: values}):
+            app.start_run()
+
+    app.push_screen(ValuesPrompt(
+        f"{title}: {what} to measure",
+        f"Comma-separated whole numbers; now {fmt_values(current)}. "
+        "The other settings stay as they are.", default, parse), done)
+
+
+def pick_preset(app: Any) -> None:
+    try:
+        presets = app.plans.presets()
+    except UserError as exc:
+        app.notice("error", str(exc))
+        presets = []
+    preset = app.plans.preset
+    current = preset.name if preset is not None else None
+
+    def done(name: Optional[str]) -> None:
+        if name:
+            app.switch_preset(name)
+
+    app.push_screen(PresetPicker(presets, current), done)
+
+
+def edit(app: Any) -> None:
+    plans = app.plans
+    if plans.plan is None:
+        app.notice("error", "no preset: p picks one")
+        return
+    shown = present.edit_values(plans.plan)
+
+    def done(form: Optional[Dict[str, Any]]) -> None:
+        if form is None:
+            return
+        changes = present.changed_fields(form, shown)
+        if changes and app.apply_changes(changes):
+            app.notice("info", f"configuration changed: {present.plan_summary(plans.plan)}")
+
+    app.push_screen(EditScreen(
+        shown, plans.parse_ints,
+        lambda form: plans.check(present.changed_fields(form, shown))), done)
+
+
+def save(app: Any) -> None:
+    sessions = app.sessions
+    viewed = app.viewing[1] if app.viewing is not None else None
+    session = viewed or sessions.session
+    if not session.results:
+        app.notice("warning", "nothing to save yet: no configuration has finished")
+        return
+    name = str(session.preset.get("name") or "session")
+    default = sessions.path if viewed is None and sessions.path else sessions.default_path(name)
+    try:
+        default.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+
+    def done(text: Optional[str]) -> None:
+        if text:
+            sessions.save_as(Path(text).expanduser(), viewed)
+
+    app.push_screen(PathPrompt("Save the session (JSON)", str(default), _check_save), done)
+
+
+def open_session(app: Any) -> None:
+    recent = app.sessions.recent()
+    default = recent[0] if recent else str(app.sessions.directory) + "/"
+
+    def done(text: Optional[str]) -> None:
+        if text:
+            app.open_path(text)
+
+    app.push_screen(PathPrompt("Open a saved session", default, _check_open, recent,
+                               action="open"), done)
+
+
+def _check_save(text: str) -> Optional[str]:
+    if not text:
+        return "give a file name"
+    try:
+        check_writable(text, what="session")
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+def _check_open(text: str) -> Optional[str]:
+    try:
+        load_session(text)
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+def view_session(app: Any, text: str) -> None:
+    """Show a saved session through the panes, read-only."""
+    path = Path(text).expanduser()
+    try:
+        session = load_session(path)
+    except UserError as exc:
+        app.notice("error", str(exc))
+        return
+    app.viewing = (path, session)
+    app.view_configs = view_configs(session)
+    app.panes.forget_histogram()
+    app.query_one(UtilisationPane).set_absent("viewing a saved session")
+    app.notice("info", f"viewing {path}: {len(session.results)} configurations "
+                       "(read-only; r runs the current preset)")
+    for result in session.results:
+        if result.status == "failed":
+            app.notice("error", f"{result.config.label}: failed: {result.error}")
+    app.refresh_panes()
+    app.query_one(ResultsTable).move_cursor(row=0, animate=False)
