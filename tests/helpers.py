@@ -53,3 +53,14 @@ def stray_children():
             continue
         strays.append(child)
     return strays
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.01) -> None:
+    """Poll ``predicate`` until it holds; fail (never hang) after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s")
+        time.sleep(interval)

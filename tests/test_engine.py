@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import fake_plan
+from helpers import fake_plan, wait_until
 from latency_tui.core.engine import Engine
 from latency_tui.core.events import (
     ConfigFinished, ConfigStarted, ModelLoaded, Progress, RunFinished, RunStarted, Samples,
@@ -97,8 +97,7 @@ def test_stop_cancels_the_configuration_in_progress_and_skips_the_rest():
     engine = Engine(plan, events.append)
     thread = threading.Thread(target=engine.run)
     thread.start()
-    while not any(isinstance(e, Samples) for e in events):
-        time.sleep(0.01)
+    wait_until(lambda: any(isinstance(e, Samples) for e in events))
     asked = time.perf_counter()
     engine.stop()
     thread.join(10)
@@ -203,8 +202,7 @@ def test_stop_during_warmup_of_process_copies_is_prompt():
     engine = Engine(plan, events.append)
     thread = threading.Thread(target=engine.run)
     thread.start()
-    while not any(getattr(e, "phase", None) == "warmup" for e in events):
-        time.sleep(0.01)
+    wait_until(lambda: any(getattr(e, "phase", None) == "warmup" for e in events))
     time.sleep(2.0)  # the copies are loaded and warming up
     asked = time.perf_counter()
     engine.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import fake_plan, stray_children
+from helpers import fake_plan, stray_children, wait_until
 from latency_tui.core.events import ConfigFinished, RunFinished, RunStarted, Samples
 from latency_tui.core.isolation import EngineProcessError, start
 
@@ -22,11 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.02)
+    wait_until(predicate, timeout, 0.02)
 
 
 @pytest.mark.parametrize("isolation", ["thread", "process"])
@@ -113,7 +109,8 @@ def main():
     seen = []
     handle = start(plan, lambda e: isinstance(e, Samples) and seen.append(1), isolation="process",
                    log_path={log!r})
-    while not seen:
+    deadline = time.monotonic() + 60
+    while not seen and time.monotonic() < deadline:
         time.sleep(0.05)
     print(handle.pid, flush=True)
     time.sleep(120)

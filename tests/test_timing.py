@@ -54,7 +54,7 @@ def test_concurrent_drain_sees_each_sample_exactly_once():
     parts = []
     while worker.is_alive():
         parts.append(recorder.drain())
-    worker.join()
+    worker.join(30)
     parts.append(recorder.drain())
     assert sum(p.shape[1] for p in parts) == 200_000
     joined = np.concatenate(parts, axis=1)

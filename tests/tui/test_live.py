@@ -71,7 +71,7 @@ def test_event_buffer_takes_events_from_many_threads_without_loss():
     while any(t.is_alive() for t in threads):
         drained.extend(buffer.drain())
     for t in threads:
-        t.join()
+        t.join(10)
     drained.extend(buffer.drain())
     assert len(drained) == 4000
     assert buffer.drain() == []
