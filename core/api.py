@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigurationError, UserError, describe_error
 from .isolation import ISOLATIONS, EngineProcessError, RunHandle, real_stdio, start
+from .models import needs_folder
 from .measurement import PERCENTILES, ConfigResult, LatencySummary, Throughput, Timeline
 from .monitors import Monitor, Reading, StaticMonitor, default_monitors, poll_all
 from .paths import config_dir, data_dir, safe_name, session_path, sessions_dir
@@ -49,7 +50,7 @@ __all__ = [
     "Overrides", "Preset", "Reading", "RunHandle", "RunPlan", "SampleStream", "Session",
     "SessionRecorder", "StaticMonitor", "Throughput", "Timeline", "UserError", "build_plan",
     "check_sources", "check_writable", "config_dir", "data_dir", "default_monitors",
-    "describe_error", "list_presets", "load_preset", "load_session",
+    "describe_error", "list_presets", "needs_folder", "load_preset", "load_session",
     "parse_int_list", "plan_with", "poll_all", "real_stdio", "safe_name", "save_session",
     "session_path", "session_target", "sessions_dir", "start", "throughput_avg_peak",
     "user_preset_dir",

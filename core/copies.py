@@ -24,7 +24,7 @@ import numpy as np
 
 from .backends.base import Artifact, Lane
 from .errors import ConfigurationError, describe_error, error_kind, format_traceback
-from .specs import InputSpec, ModelSpec, RunConfig, WarmupPolicy
+from .specs import InputSpec, ModelSpec, RunConfig, StopRule, WarmupPolicy
 from .streams import Block
 from .timing import (
     DEVICE, END, INFER_END, INFER_START, POST_END, PRE_START, START, Recorder, StopSignal,
@@ -48,6 +48,8 @@ class CopyJob:
     #: The backend class, as ``module:Class``: a copy process imports exactly this one.
     backend: str
     artifact: Artifact
+    #: The stop rule, for its per-inference timeout.
+    stop: StopRule = StopRule()
     #: The environment the copy's process starts with (``Backend.process_env``).
     env: Dict[str, str] = field(default_factory=dict, hash=False)
 
@@ -59,6 +61,8 @@ class WarmupReport:
     stable: bool
     duration_s: float
     load_s: float = 0.0
+    #: Median warm latency (ns): what the automatic per-inference timeout is relative to.
+    median_ns: Optional[float] = None
     model: Dict[str, Any] = field(default_factory=dict, hash=False)
     device: Dict[str, Any] = field(default_factory=dict, hash=False)
 
@@ -97,6 +101,11 @@ class ThreadCopy:
         self.recorders: List[Recorder] = []
         self._started_ns = 0
         self._end_column = END
+        #: When the warm-up inference in flight began (0: none), and the warm-up's tracker.
+        self._warm_since = 0
+        self._cold = True
+        self._tracker: Optional[WarmupTracker] = None
+        self._measure_timeout_ns = job.stop.timeout_ns(None)
 
     @property
     def error(self) -> Optional[str]:
@@ -122,6 +131,7 @@ class ThreadCopy:
         return self.report
 
     def go(self, start_ns: int, deadline_ns: int, quotas: Tuple[int, ...]) -> None:
+        self._started_ns = start_ns
         for index, lane in enumerate(self._lanes):
             worker = threading.Thread(
                 target=self._work, args=(index, lane, start_ns, deadline_ns, quotas[index]),
@@ -149,6 +159,8 @@ class ThreadCopy:
     def oldest_inference_ns(self) -> Optional[int]:
         """When the oldest inference still running began (roughly: the end of its worker's last
         sample), for the engine's per-inference timeout; None when none runs."""
+        if not self._started_ns or perf_counter_ns() < self._started_ns:
+            return None  # the workers are waiting for the start instant
         oldest = None
         for worker, recorder in zip(self._workers, self.recorders):
             if not worker.is_alive() or recorder.end_ns:
@@ -158,6 +170,20 @@ class ThreadCopy:
                 began = recorder.end_ns or self._started_ns
             oldest = began if oldest is None else min(oldest, began)
         return oldest
+
+    def inflight(self) -> Optional[Tuple[int, int]]:
+        """``(began_ns, timeout_ns)`` of the oldest inference running now, with the timeout it
+        is held to (the first inference's, warm-up's, or measuring's), for the engine's
+        watchdog; None when none runs."""
+        if not self._workers:
+            began, tracker = self._warm_since, self._tracker
+            if not began or tracker is None:
+                return None
+            if tracker.iterations == 0 and self._cold:
+                return began, int(self.job.warmup.first_timeout_s * 1e9)
+            return began, self.job.stop.timeout_ns(tracker.median_ns())
+        oldest = self.oldest_inference_ns()
+        return None if oldest is None else (oldest, self._measure_timeout_ns)
 
     def request_stop(self) -> None:
         self.stop.request()
@@ -187,6 +213,8 @@ class ThreadCopy:
     def _load_and_warm_up(self) -> WarmupReport:
         job = self.job
         began = time.perf_counter()
+        # A model loaded for an earlier configuration is warm: its first call is not cold.
+        self._cold = self.source.loaded is None
         prepared = self.backend.load(job.artifact, self.source, copy_index=job.copy_index,
                                      threads=job.threads)
         self._prepared = prepared
@@ -200,12 +228,12 @@ class ThreadCopy:
         load_s = time.perf_counter() - began
         self._loaded.set()
 
-        tracker = WarmupTracker(job.warmup)
+        tracker = self._tracker = WarmupTracker(job.warmup)
         lane = self._lanes[0]
         one = self._one_inference(lane)
         with lane.context():
             while not self.stop.requested:
-                t0 = perf_counter_ns()
+                t0 = self._warm_since = perf_counter_ns()
                 one()
                 t1 = perf_counter_ns()
                 if tracker.record(t1 - t0, t1):
@@ -214,11 +242,15 @@ class ThreadCopy:
             if self.stop.requested:
                 break
             with other.context():
+                self._warm_since = perf_counter_ns()
                 self._one_inference(other)()
+        self._warm_since = 0
+        median = tracker.median_ns()
+        self._measure_timeout_ns = job.stop.timeout_ns(median)
         loaded = self.source.loaded
         return WarmupReport(
             first_ns=tracker.first_ns or 0, iterations=tracker.iterations,
-            stable=tracker.stable, duration_s=tracker.elapsed_s, load_s=load_s,
+            stable=tracker.stable, duration_s=tracker.elapsed_s, load_s=load_s, median_ns=median,
             model=loaded.describe() if loaded is not None else {"source": job.model.source},
             device=self.backend.facts().to_dict(),
         )
@@ -250,7 +282,6 @@ class ThreadCopy:
         try:
             with lane.context():
                 sleep_until(start_ns, stop)
-                self._started_ns = start_ns
                 if stop.requested:
                     recorder.end_ns = perf_counter_ns()
                     return

@@ -153,7 +153,8 @@ class Engine:
                 CopyJob(plan.model, plan.inputs, config, i, plan.warmup, threads,
                         backend=f"{kind.__module__}:{kind.__qualname__}" if self._backend_factory
                         else backend_path(config.device),
-                        artifact=artifact, env=kind.process_env(backend.options, i, config.copies))
+                        artifact=artifact, stop=plan.stop,
+                        env=kind.process_env(backend.options, i, config.copies))
                 for i in range(config.copies)
             ]
             copies: List[Any] = ([ProcessCopy(job) for job in jobs] if mode == "process"
@@ -198,6 +199,19 @@ class Engine:
             raise value
         return value
 
+    def _timed_out(self, copies: List[Any]) -> Optional[ConfigurationError]:
+        """The watchdog: a copy whose oldest inference in flight has run past its timeout."""
+        now = perf_counter_ns()
+        for each in copies:
+            inflight = each.inflight()
+            if inflight is not None and now - inflight[0] > inflight[1]:
+                what = "warming up" if each.report is None else "measuring"
+                return ConfigurationError(
+                    f"an inference of copy {each.job.copy_index} ran past its timeout of "
+                    f"{inflight[1] / 1e9:g} s while {what} (a device call that did not return; "
+                    f"set run.timeout_s or --timeout to allow longer)", "timeout")
+        return None
+
     def _emit_utilisation(self, index: Optional[int]) -> None:
         frame = self._sampler.latest()
         if frame is not None:
@@ -212,6 +226,9 @@ class Engine:
             for i, each in enumerate(copies):
                 if reports[i] is None:
                     reports[i] = each.ready(0.05 / len(copies))  # raises the copy's failure
+            late = self._timed_out(copies)
+            if late is not None:
+                raise late
             if not warming and all(c.loaded for c in copies):
                 warming = True
                 noun = "copy" if len(copies) == 1 else "copies"
@@ -266,6 +283,7 @@ class Engine:
             self._collect(index, copies, streams, start_ns, first_starts)
             self._emit_utilisation(index)
             cause = cause or next((c.failure for c in copies if c.failure is not None), None)
+            cause = cause or (None if done else self._timed_out(copies))
             if done:
                 break
             overdue = perf_counter_ns() > deadline_ns + int(self.stop_grace_s * 1e9)

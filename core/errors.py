@@ -12,6 +12,13 @@ from __future__ import annotations
 import traceback as _traceback
 from typing import Optional
 
+from .text import printable, single_line  # how views show any text from outside
+
+__all__ = [
+    "ERROR_KINDS", "ConfigurationError", "UserCodeExit", "UserError", "describe_error", "error_kind",
+    "format_traceback", "one_line", "printable", "single_line",
+]
+
 #: What ``ConfigResult.error_kind`` may say: how a configuration failed, for a program to read.
 ERROR_KINDS = (
     "error",          # the model, a step or the device raised
@@ -25,6 +32,11 @@ ERROR_KINDS = (
 
 class UserError(Exception):
     """Bad input; the message names the file, field or argument at fault."""
+
+
+class UserCodeExit(UserError):
+    """The user's model code called ``sys.exit()`` (or raised KeyboardInterrupt off the main
+    thread) while it was imported or built: its failure, never latency-tui's own exit."""
 
 
 class ConfigurationError(Exception):
@@ -61,7 +73,7 @@ def error_kind(exc: BaseException) -> str:
     """The ``ERROR_KINDS`` entry an exception belongs to."""
     if isinstance(exc, ConfigurationError):
         return exc.kind
-    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+    if isinstance(exc, (SystemExit, KeyboardInterrupt, UserCodeExit)):
         return "exit"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
             isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):

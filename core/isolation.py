@@ -23,7 +23,6 @@ import queue as queue_module
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple
 
@@ -111,37 +110,75 @@ class ThreadRun(RunHandle):
     # process alive.
 
 
-def _host_main(plan: RunPlan, events: Any, stop: Any, strategy: Optional[Strategy],
-               log: Optional[str]) -> None:
-    """The engine's process: run the plan, send every event and then the outcome."""
+class _PipeSink:
+    """The engine's sink in its own process: events queue up locally (the engine never waits)
+    and a feeder thread sends them down the pipe, in order."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._queue: "queue_module.SimpleQueue[Any]" = queue_module.SimpleQueue()
+        self._feeder = threading.Thread(target=self._feed, name="latency-tui-feeder",
+                                         daemon=True)
+        self._feeder.start()
+
+    def __call__(self, item: Any) -> None:
+        self._queue.put(item)
+
+    def _feed(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _CLOSE:
+                return
+            try:
+                self._conn.send(item)
+            except (OSError, EOFError, ValueError):  # the view is gone: nobody to tell
+                return
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(_CLOSE)
+        self._feeder.join(timeout)
+
+
+_CLOSE = object()
+
+
+def _host_main(plan: RunPlan, conn: Any, strategy: Optional[Strategy], log: Optional[str]) -> None:
+    """The engine's process: run the plan, send every event and then the outcome; stop when
+    the view says so or goes away."""
     if log:  # what the model and libraries print must not land on the view's screen
         with open(log, "a", encoding="utf-8") as handle:
             os.dup2(handle.fileno(), 1)
             os.dup2(handle.fileno(), 2)
     from .engine import Engine
 
-    engine = Engine(plan, events.put)
+    sink = _PipeSink(conn)
+    engine = Engine(plan, sink)
 
-    def watch() -> None:
-        while not stop.value:
-            time.sleep(0.05)
+    def listen() -> None:  # "stop", or the view's end of the pipe closing: end the run
+        try:
+            conn.recv()
+        except (EOFError, OSError):
+            pass
         engine.stop()
 
-    threading.Thread(target=watch, name="latency-tui-stop", daemon=True).start()
+    threading.Thread(target=listen, name="latency-tui-stop", daemon=True).start()
     try:
         results = engine.run(strategy)
     except UserError as exc:
-        events.put((_USER_ERROR, str(exc), None))
+        sink((_USER_ERROR, str(exc), None))
     except BaseException as exc:  # reported to the view, which shows it as a notice
-        events.put((_CRASH, describe_error(exc), format_traceback(exc)))
+        sink((_CRASH, describe_error(exc), format_traceback(exc)))
     else:
-        events.put((_DONE, results, None))
-    events.close()
-    events.join_thread()
+        sink((_DONE, results, None))
+    sink.close()
 
 
 class ProcessRun(RunHandle):
-    """The engine in a spawned process of its own (the TUI's way), its events relayed."""
+    """The engine in a spawned process of its own (the TUI's way), its events relayed.
+
+    One duplex pipe carries the events up and the stop request down: no queue, no shared
+    value, so no named semaphore that a killed terminal could leave behind in /dev/shm.
+    """
 
     def __init__(self, plan: RunPlan, sink: Sink, strategy: Optional[Strategy] = None, *,
                  log_path: Optional[Path] = None) -> None:
@@ -151,16 +188,14 @@ class ProcessRun(RunHandle):
         if log_path is not None:
             Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         context = multiprocessing.get_context("spawn")
-        with real_stdio():  # a queue's lock starts multiprocessing's resource tracker
-            self._events = context.Queue()
-            # A shared flag the child polls, not an Event: setting an Event whose waiter's
-            # process has ended blocks for ever (its Condition waits for the dead waiter).
-            self._stop = context.Value("b", 0, lock=False)
-        self._child = Child(_host_main, (plan, self._events, self._stop, strategy,
+        self._conn, child_conn = context.Pipe(duplex=True)
+        self._send_lock = threading.Lock()
+        self._child = Child(_host_main, (plan, child_conn, strategy,
                                          str(log_path) if log_path else None),
                             name="latency-tui-engine", daemon=False, death_signal=signal.SIGTERM)
         with real_stdio():
             self._child.start()
+        child_conn.close()
         self._relay_thread = threading.Thread(target=self._relay, name="latency-tui-relay",
                                               daemon=True)
         self._relay_thread.start()
@@ -170,7 +205,11 @@ class ProcessRun(RunHandle):
         return self._child.pid
 
     def _request_stop(self) -> None:
-        self._stop.value = 1
+        with self._send_lock:
+            try:
+                self._conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
 
     def kill(self) -> None:
         super().kill()
@@ -181,14 +220,12 @@ class ProcessRun(RunHandle):
         try:
             while True:
                 try:
-                    item = self._events.get(timeout=0.2)
-                except queue_module.Empty:
-                    if not self._child.alive:
-                        self._died(finished)
-                        return
-                    continue
-                except (EOFError, OSError, ValueError):  # a child killed mid-message
+                    item = self._conn.recv()
+                except (EOFError, OSError, ValueError):  # the engine's process is gone
                     self._died(finished)
+                    return
+                except Exception as exc:  # a message cut short when the process was killed
+                    self.error = EngineProcessError(f"a message from the engine was lost ({exc})")
                     return
                 if isinstance(item, tuple) and len(item) == 3 and item[0] in (
                         _DONE, _USER_ERROR, _CRASH):
@@ -205,6 +242,7 @@ class ProcessRun(RunHandle):
                 self.sink(item)
         finally:
             self._child.stop(grace_s=5.0)
+            self._conn.close()
             self._done.set()
 
     def _died(self, finished: bool) -> None:

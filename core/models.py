@@ -17,16 +17,17 @@ not pay for torch, and ``latency-tui --help`` must stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import itertools
 import os
 import re
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from .builtins import DEFAULTS, builtin_options, load_builtin
-from .errors import UserError, one_line
+from .errors import UserCodeExit, UserError, one_line
 from .loaded import LoadedModel, loaded_module
 from .specs import ModelSpec
 
@@ -37,6 +38,24 @@ _module_numbers = itertools.count()
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load the model ``spec.source`` names, in eval mode, or raise ``UserError`` saying why not."""
+    with user_argv(spec.source):
+        return _load(spec)
+
+
+@contextlib.contextmanager
+def user_argv(source: str) -> Iterator[None]:
+    """``sys.argv`` as user code should see it while it loads: its own source and no arguments,
+    so that a model that parses the command line does not parse latency-tui's (and does not
+    print errors that read as latency-tui's own)."""
+    saved = list(sys.argv)
+    sys.argv[:] = [source]
+    try:
+        yield
+    finally:
+        sys.argv[:] = saved
+
+
+def _load(spec: ModelSpec) -> LoadedModel:
     source = spec.source.strip()
     options = dict(spec.options)
     if source.startswith("builtin:"):
@@ -61,6 +80,11 @@ def check_source(spec: ModelSpec) -> None:
     file and attribute of a reference, the preprocess and postprocess callables. Raises
     ``UserError`` for a misspelt name, so that it is bad input and not a failed run. Imports
     the user's modules (and so maybe torch): call it off any UI thread."""
+    with user_argv(spec.source):
+        _check(spec)
+
+
+def _check(spec: ModelSpec) -> None:
     scheme, _, rest = spec.source.partition(":")
     label = f"model source {spec.source!r}"
     if scheme == "builtin" and rest in DEFAULTS:
@@ -73,6 +97,31 @@ def check_source(spec: ModelSpec) -> None:
     for what, ref in (("model.preprocess", spec.preprocess), ("model.postprocess", spec.postprocess)):
         if ref:
             load_callable(ref, what)
+
+
+def needs_folder(refs: Iterable[Optional[str]], folder: str) -> bool:
+    """Whether a ``package.module:attr`` among ``refs`` can only be imported from ``folder``
+    (the current directory, say): its top-level module is not on the import path but is in
+    ``folder``. Only then does the command line add ``folder`` to the path, and at its end, so
+    that a stray ``torch.py`` in the current directory never shadows the real one."""
+    for ref in refs:
+        if not ref or ":" not in ref:
+            continue
+        location = ref.rpartition(":")[0]
+        if location.endswith(".py") or "/" in location or "\\" in location or \
+                location in ("builtin", "hf", "torchscript"):
+            continue
+        top = location.split(".")[0]
+        if not top.isidentifier():
+            continue
+        try:
+            found = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            found = None
+        here = os.path.join(folder, top)
+        if found is None and (os.path.isfile(here + ".py") or os.path.isdir(here)):
+            return True
+    return False
 
 
 def load_callable(ref: str, what: str) -> Callable[..., Any]:
@@ -146,6 +195,18 @@ def _load_reference(source: str) -> LoadedModel:
     return loaded_module(made, source, attr, example, None)
 
 
+#: What user code may raise here that must not end the tool: sys.exit(). (A KeyboardInterrupt
+#: on the main thread is the user's own ^C; off it, the copy that runs the code catches it.)
+_USER_EXITS = (SystemExit,)
+
+
+def _exited(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return (f"called sys.exit({exc.code!r}) (what it printed is its own, not latency-tui's; "
+                "a model must not parse the command line or exit)")
+    return "raised KeyboardInterrupt"
+
+
 class _NotTorch:
     """Stands in for ``torch.nn`` while torch is not imported: nothing the user's code made can
     be an ``nn.Module`` then, and a Python callable's load never pays for importing torch."""
@@ -180,6 +241,8 @@ def _import_module(name: str, label: str) -> Any:
         if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
             raise UserError(f"{label}: no module named {name!r}") from exc
         raise UserError(f"{label}: importing {name} failed: {one_line(exc)}") from exc
+    except _USER_EXITS as exc:
+        raise UserCodeExit(f"{label}: importing {name} {_exited(exc)}") from exc
     except Exception as exc:
         raise UserError(f"{label}: importing {name} failed: {one_line(exc)}") from exc
 
@@ -202,6 +265,9 @@ def _import_file(path: str, label: str) -> Any:
     sys.modules[module_name] = module  # dataclasses and pickling look their module up here
     try:
         spec.loader.exec_module(module)
+    except _USER_EXITS as exc:
+        sys.modules.pop(module_name, None)
+        raise UserCodeExit(f"{label}: importing {path} {_exited(exc)}") from exc
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise UserError(f"{label}: importing {path} failed: {one_line(exc)}") from exc
@@ -213,6 +279,8 @@ def _import_file(path: str, label: str) -> Any:
 def _call(factory: Callable[[], Any], attr: str, label: str) -> Any:
     try:
         return factory()
+    except _USER_EXITS as exc:
+        raise UserCodeExit(f"{label}: {attr}() {_exited(exc)}") from exc
     except Exception as exc:
         raise UserError(f"{label}: {attr}() failed: {one_line(exc)}") from exc
 

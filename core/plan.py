@@ -15,11 +15,9 @@ from typing import Any, Optional, Tuple
 
 from .backends import backend_class, check_device
 from .errors import UserError
-from .presets import Preset
+from .presets import MAX_SECONDS, Preset
 from .specs import COPY_MODES, ModelSpec, RunConfig, RunPlan, StopRule
 
-#: The longest duration or warm-up accepted: a week (a longer one is a typo).
-MAX_SECONDS = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +31,7 @@ class Overrides:
     duration_s: Optional[float] = None
     samples: Optional[int] = None
     warmup_max_s: Optional[float] = None
+    timeout_s: Optional[float] = None
 
 
 def parse_int_list(text: str, what: str) -> Tuple[int, ...]:
@@ -66,7 +65,8 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
     copy_mode = o.copy_mode or run.copy_mode
     if copy_mode not in COPY_MODES:
         raise UserError(f"--copy-mode: {copy_mode!r} is not one of {', '.join(COPY_MODES)}")
-    for what, value in (("--duration", o.duration_s), ("--warmup-max", o.warmup_max_s)):
+    for what, value in (("--duration", o.duration_s), ("--warmup-max", o.warmup_max_s),
+                        ("--timeout", o.timeout_s)):
         if value is not None and not (0 < value <= MAX_SECONDS):
             raise UserError(f"{what}: must be more than 0 and at most {MAX_SECONDS:g} seconds, "
                             f"not {value:g}")
@@ -85,7 +85,9 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
 
     stop = preset.stop
     if o.duration_s is not None or o.samples is not None:
-        stop = StopRule(duration_s=o.duration_s, samples=o.samples)
+        stop = StopRule(duration_s=o.duration_s, samples=o.samples, timeout_s=stop.timeout_s)
+    if o.timeout_s is not None:
+        stop = replace(stop, timeout_s=o.timeout_s)
     if not stop.duration_s and not stop.samples:
         raise UserError("run: give a duration_s or a samples count, or both")
     warmup = preset.warmup
@@ -120,6 +122,7 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
             "copies": list(axes["copies"]), "workers": list(axes["workers"]),
             "copy_mode": copy_mode, "threads_per_copy": run.threads_per_copy,
             "duration_s": stop.duration_s, "samples": stop.samples, "sample_cap": run.sample_cap,
+            "timeout_s": stop.timeout_s,
         },
         "device": dict(device_options),
         "warmup": asdict(warmup),

@@ -24,13 +24,15 @@ else:  # pragma: no cover - exercised on the Python 3.9 stack
     import tomli as tomllib
 
 DEFAULT_PRESET = "cpu-mlp"
+#: The longest duration, warm-up or timeout accepted: a week (a longer one is a typo).
+MAX_SECONDS = 7 * 24 * 3600.0
 #: torch dtype names an input tensor may have (checked here, without importing torch).
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8",
           "bool", "float", "double", "half", "long", "int", "short", "complex64", "complex128")
 _SECTIONS = {"name", "description", "model", "inputs", "run", "device", "warmup"}
 _RUN_KEYS = {
     "device", "batch_sizes", "copies", "workers", "copy_mode", "threads_per_copy",
-    "duration_s", "samples", "sample_cap",
+    "duration_s", "samples", "sample_cap", "timeout_s",
 }
 
 
@@ -218,9 +220,12 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
     samples = r.number("samples", None, integer=True)
     # Samples alone means "stop after that many": no default duration then.
     duration = r.number("duration_s", None if samples else 10.0)
-    if duration is not None and duration > 7 * 24 * 3600:
+    if duration is not None and duration > MAX_SECONDS:
         raise r.fail("duration_s", f"must be at most a week (604800), not {duration!r}")
-    stop = StopRule(duration_s=duration, samples=samples)
+    timeout = r.number("timeout_s", None)
+    if timeout is not None and timeout > MAX_SECONDS:
+        raise r.fail("timeout_s", f"must be at most a week (604800), not {timeout!r}")
+    stop = StopRule(duration_s=duration, samples=samples, timeout_s=timeout)
 
     device_options = data.get("device", {})
     if not isinstance(device_options, dict):
@@ -236,6 +241,7 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
         max_s=w.number("max_s", defaults.max_s),
         window=w.number("window", defaults.window, integer=True),
         tolerance=w.number("tolerance", defaults.tolerance),
+        first_timeout_s=w.number("first_timeout_s", defaults.first_timeout_s),
     )
     if warmup.min_s > warmup.max_s:
         raise w.fail("min_s", f"({warmup.min_s}) exceeds warmup.max_s ({warmup.max_s})")

@@ -31,6 +31,8 @@ from .streams import Block
 
 #: How often a copy process forwards its samples; a stop message wakes it at once regardless.
 FORWARD_S = 0.1
+#: A copy that sends nothing for this long is stuck, whatever its inference's timeout says.
+SILENCE_S = 30.0
 #: How long a stopped child may take to end by itself before it is terminated, then killed.
 STOP_GRACE_S = 2.0
 TERMINATE_GRACE_S = 1.0
@@ -188,14 +190,15 @@ def _copy_main(conn: Any, job: CopyJob) -> None:
             if copy.loaded and not told_loaded:
                 told_loaded = True
                 send(("loaded",))
+            send(("alive", copy.inflight(), perf_counter_ns()))
         send(("ready", report))
         started.wait()
         if go_args and not stopped.is_set():
             copy.go(*go_args[0])
             while not copy.finished:
                 stopped.wait(FORWARD_S)
-                send(("samples", copy.drain(), copy.oldest_inference_ns()))
-            send(("samples", copy.drain(), None))
+                send(("samples", copy.drain(), copy.inflight(), perf_counter_ns()))
+            send(("samples", copy.drain(), None, perf_counter_ns()))
             if copy.failure is not None:
                 send(("failed", copy.failure))
             send(("done", copy.end_ns))
@@ -225,10 +228,9 @@ class ProcessCopy:
         self.end_ns = 0
         self._done = False
         self._pending: List[Block] = []
-        self._started_ns = 0
-        #: When the parent last heard from the copy, and the copy's own oldest inference.
+        #: When the parent last heard from the copy, and what the copy said was in flight.
         self._heard_ns = 0
-        self._oldest_ns: Optional[int] = None
+        self._inflight: Optional[Tuple[int, int, int]] = None
 
     @property
     def error(self) -> Optional[str]:
@@ -241,6 +243,7 @@ class ProcessCopy:
     def begin(self) -> None:
         self._child.start()
         self._child_conn.close()
+        self._heard_ns = perf_counter_ns()
 
     def ready(self, timeout: float) -> Optional[WarmupReport]:
         if self.report is None and self.failure is None:
@@ -250,7 +253,6 @@ class ProcessCopy:
         return self.report
 
     def go(self, start_ns: int, deadline_ns: int, quotas: Tuple[int, ...]) -> None:
-        self._started_ns = self._heard_ns = start_ns
         self._send(("go", start_ns, deadline_ns, quotas))
 
     def drain(self) -> Block:
@@ -264,14 +266,22 @@ class ProcessCopy:
             self._receive(0)
         return self._done
 
-    def oldest_inference_ns(self) -> Optional[int]:
-        """The copy's own oldest running inference, or, when it has gone silent, when it was
-        last heard from (a process stuck in a device call sends nothing at all)."""
-        if self._done or not self._started_ns:
+    def inflight(self) -> Optional[Tuple[int, int]]:
+        """What the copy last said was in flight, ``(began_ns, timeout_ns)``; and, when it has
+        gone silent (a process stuck in a call that holds the GIL says nothing at all), the
+        silence itself, held to the same timeout (or the first inference's)."""
+        if self._done:
             return None
-        if self._oldest_ns is None:
-            return self._heard_ns
-        return min(self._oldest_ns, self._heard_ns)
+        reported = self._inflight
+        if reported is not None:
+            # As old as the copy's report: what it said held when it said it, no longer.
+            began, timeout, said_at = reported
+            reported = (began + perf_counter_ns() - said_at, timeout)
+        timeout = reported[1] if reported else int(self.job.warmup.first_timeout_s * 1e9)
+        silence = (self._heard_ns, max(timeout, int(SILENCE_S * 1e9)))
+        if reported is None:
+            return silence
+        return min(reported, silence, key=lambda pair: pair[0] + pair[1])
 
     def request_stop(self) -> None:
         self._send(("stop",))
@@ -292,13 +302,17 @@ class ProcessCopy:
             while self._conn.poll(timeout):
                 timeout = 0
                 kind, *payload = self._conn.recv()
+                self._heard_ns = perf_counter_ns()
                 if kind == "loaded":
                     self.loaded = True
                 elif kind == "ready":
                     self.report, self.loaded = payload[0], True
+                elif kind == "alive":
+                    inflight, said_at = payload
+                    self._inflight = None if inflight is None else (*inflight, said_at)
                 elif kind == "samples":
-                    block, self._oldest_ns = payload
-                    self._heard_ns = perf_counter_ns()
+                    block, inflight, said_at = payload
+                    self._inflight = None if inflight is None else (*inflight, said_at)
                     if block.size:
                         self._pending.append(block)
                 elif kind == "failed":

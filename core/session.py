@@ -16,6 +16,7 @@ import json
 import os
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -321,6 +322,8 @@ class SessionRecorder:
         self.path = Path(path).expanduser() if path is not None else None
         self.session = session or Session()
         self.save_error: Optional[BaseException] = None
+        self._lock = threading.Lock()
+        self._closed = False
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -339,10 +342,20 @@ class SessionRecorder:
     def save(self) -> Optional[Path]:
         if self.path is None:
             return None
-        try:
-            written = save_session(self.session, self.path)
-        except (OSError, UserError, ValueError, TypeError) as exc:
-            self.save_error = exc
-            return None
-        self.save_error = None
-        return written
+        with self._lock:
+            if self._closed:
+                return None
+            try:
+                written = save_session(self.session, self.path)
+            except (OSError, UserError, ValueError, TypeError) as exc:
+                self.save_error = exc
+                return None
+            self.save_error = None
+            return written
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Let a save in progress finish (so that its temporary file is renamed or removed)
+        and take no more: called before the process exits, whatever ends it."""
+        if self._lock.acquire(timeout=timeout):
+            self._closed = True
+            self._lock.release()

@@ -77,14 +77,34 @@ class WarmupPolicy:
     #: Two windows agree when their medians, and their interquartile ranges relative to
     #: the median, differ by at most this fraction.
     tolerance: float = 0.05
+    #: The longest the first (cold) inference may take: it pays for lazy initialisation.
+    first_timeout_s: float = 600.0
 
 
 @dataclass(frozen=True)
 class StopRule:
-    """When measuring ends: after ``duration_s``, after ``samples`` inferences, or the first."""
+    """When measuring ends: after ``duration_s``, after ``samples`` inferences, or the first.
+
+    ``timeout_s`` bounds one inference (warm-up's after the first, and measuring's); None means
+    ``TIMEOUT_FACTOR`` times the warm-up's median latency, at least ``TIMEOUT_FLOOR_S``. An
+    inference past it fails its configuration (``error_kind: timeout``) and the sweep goes on.
+    """
 
     duration_s: Optional[float] = 10.0
     samples: Optional[int] = None
+    timeout_s: Optional[float] = None
+
+    def timeout_ns(self, median_ns: Optional[float]) -> int:
+        """The per-inference timeout, given the warm-up's median latency so far."""
+        if self.timeout_s is not None:
+            return int(self.timeout_s * 1e9)
+        return int(max(TIMEOUT_FLOOR_S * 1e9, TIMEOUT_FACTOR * (median_ns or 0.0)))
+
+
+#: The automatic per-inference timeout: this many times the warm-up's median latency...
+TIMEOUT_FACTOR = 100.0
+#: ...and never less than this.
+TIMEOUT_FLOOR_S = 10.0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ latency stops changing: the last ``window`` samples look like the ``window`` bef
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from .specs import WarmupPolicy
@@ -93,6 +95,14 @@ class WarmupTracker:
     @property
     def done(self) -> bool:
         return self._done
+
+    def median_ns(self) -> Optional[float]:
+        """Median of the warm latencies kept so far (the cold first one left out); None before
+        the second inference. Read from other threads (a watchdog): a snapshot is enough."""
+        kept = min(self._windowed, self._ring.size)
+        if kept == 0:
+            return None
+        return float(np.median(self._ring[:kept]))
 
     @property
     def elapsed_s(self) -> float:

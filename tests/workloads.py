@@ -97,3 +97,51 @@ def fails_at_batch_4(batch, copy, worker, i):
     if batch == 4:
         raise RuntimeError("out of memory at batch 4")
     return 0.5
+
+
+def exits_in_factory():
+    """A factory that calls sys.exit(): the configuration fails; latency-tui does not exit."""
+    import sys
+
+    sys.exit(0)
+
+
+def parses_the_command_line():
+    """A factory that parses the command line, as scripts do: it must not see latency-tui's."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--depth", type=int, default=4)
+    parser.parse_args()
+    return (lambda: None), ()
+
+
+def fails_with_markup():
+    """A model whose error message holds Rich markup and a terminal escape sequence."""
+    def infer():
+        raise RuntimeError("cannot open [/data/models] \x1b[2J\x1b]0;pwned\x07 [bold red]")
+
+    return infer, ()
+
+
+def hangs_in_forward():
+    """A plain callable that hangs after a few calls, as a stuck device call would."""
+    import threading
+
+    calls = [0]
+
+    def infer():
+        calls[0] += 1
+        if calls[0] > 60:
+            threading.Event().wait()
+
+    return infer, ()
+
+
+def hangs_at_batch_1(batch, copy, worker, i):
+    """A fake-device handler whose batch-1 inferences hang after a while (batch 2 is fine)."""
+    if batch == 1 and i > 50:
+        import threading
+
+        threading.Event().wait()
+    return 0.5

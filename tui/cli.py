@@ -1,7 +1,8 @@
 """The ``latency-tui`` command: the TUI by default, ``run`` headless, ``presets``, ``show``.
 
 Exit codes: 0 when every configuration finished, 1 when one failed, 2 on bad input (with a
-one-line reason naming the file, field or argument, and nothing written), 130 when interrupted.
+one-line reason naming the file, field or argument, and nothing written), 128 + the signal when
+a signal stopped the run (130 for ^C / SIGINT, 143 for SIGTERM, 129 for SIGHUP).
 Only argparse and the core's light modules are imported before a subcommand needs more, so
 ``--help`` and ``--version`` answer at once.
 """
@@ -11,14 +12,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ..core import __version__
-from ..core.errors import UserError
+from ..core.errors import UserError, single_line
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _positive_float(what: str):
@@ -88,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="inferences per configuration (with --duration: whichever comes first)")
     run.add_argument("--warmup-max", type=_positive_float("--warmup-max"), metavar="SECONDS",
                      help="longest warm-up per configuration")
+    run.add_argument("--timeout", type=_positive_float("--timeout"), metavar="SECONDS",
+                     help="longest one inference may take (default: 100 x the warm-up median, "
+                          "at least 10 s); past it the configuration fails")
     run.add_argument("--json", metavar="PATH", help="where to write the session "
                      "(default: a new file in the user data directory)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
@@ -109,7 +114,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _show(args.session)
         return _tui(args.preset)
     except UserError as exc:
-        print(f"latency-tui: error: {exc}", file=sys.stderr)
+        print(f"latency-tui: error: {single_line(exc, 2000)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -126,68 +131,107 @@ def new_session_path(name: str) -> Path:
     return path
 
 
+class Signalled(Exception):
+    """SIGTERM or SIGHUP arrived: handled as ^C is (the run stops, what finished is kept)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, frame: object) -> None:
+    raise Signalled(signum)
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..core import api
     from ..core.events import fan_out
-    from .headless import ProgressDisplay, output_console, results_table
+    from .headless import ProgressDisplay
 
     if args.json is not None and not args.json.strip():
         raise UserError("--json: must not be empty")
-    # `--model mymodule:make` from the directory that holds mymodule.py, as python -m would.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     preset = api.load_preset(args.run_preset or args.preset or api.DEFAULT_PRESET)
+    model = preset.model
+    # `--model mymodule:make` from the folder that holds mymodule.py, as python -m would, but
+    # only then, and after site-packages: a stray torch.py here must not run in its place.
+    if api.needs_folder((args.model or model.source, model.preprocess, model.postprocess,
+                         preset.device_options.get("handler")), os.getcwd()):
+        sys.path.append(os.getcwd())
     plan = api.build_plan(preset, api.Overrides(
         model=args.model, device=args.device, batch_sizes=args.batch_sizes, copies=args.copies,
         workers=args.workers, copy_mode=args.copy_mode, duration_s=args.duration,
-        samples=args.samples, warmup_max_s=args.warmup_max,
+        samples=args.samples, warmup_max_s=args.warmup_max, timeout_s=args.timeout,
     ))
     api.check_sources(plan)
     path = api.check_writable(args.json) if args.json else new_session_path(plan.name)
     recorder = api.SessionRecorder(path)
-    sinks = [recorder]
-    display = None
-    if not args.quiet:
-        display = ProgressDisplay()
-        sinks.append(display)
-    handle = api.start(plan, fan_out(*sinks), isolation="thread")
-    interrupted = False
-    while not handle.done:
-        try:
-            # Event.wait, not Thread.join: a ^C inside join() leaves the thread looking dead.
-            handle.wait(0.2)
-        except KeyboardInterrupt:
-            if interrupted:  # a second ^C: leave now, the session holds what finished
-                break
-            interrupted = True
-            print("latency-tui: stopping (the configuration in progress is kept as cancelled; "
-                  "^C again to quit at once)", file=sys.stderr)
-            handle.stop()
-    if display is not None:
-        display.close()
+    display = None if args.quiet else ProgressDisplay()
+    handle = api.start(plan, fan_out(*[s for s in (recorder, display) if s is not None]),
+                       isolation="thread")
+    previous = {sig: signal.signal(sig, _raise_signalled)
+                for sig in (signal.SIGTERM, signal.SIGHUP)}
+    interrupted = 0
+    try:
+        while not handle.done:
+            try:
+                # Event.wait, not Thread.join: a ^C inside join() leaves the thread looking dead.
+                handle.wait(0.2)
+            except (KeyboardInterrupt, Signalled) as exc:
+                if interrupted:  # a second one: leave now, the session holds what finished
+                    break
+                interrupted = exc.signum if isinstance(exc, Signalled) else signal.SIGINT
+                _say("latency-tui: stopping (the configuration in progress is kept as "
+                     "cancelled; ^C again to quit at once)")
+                handle.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        recorder.close()  # a save in progress completes; no temporary file is left behind
+        if display is not None:
+            display.close()
     if handle.error is not None:
         raise handle.error
+    return _report(plan, recorder, path, interrupted)
+
+
+def _report(plan: Any, recorder: Any, path: Path, interrupted: int) -> int:
+    """The results table on stdout, the rest on stderr; a terminal gone with SIGHUP is no
+    reason to fail: the session is already written."""
+    from rich.text import Text
+
+    from .headless import output_console, results_table
+
     results = recorder.session.results
-    console = output_console()
-    console.print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
-    for result in results:
-        for warning in (*result.warnings, *(result.latency.warnings if result.latency else ())):
-            console.print(f"! {result.config.label}: {warning}", highlight=False, soft_wrap=True)
+    try:
+        console = output_console()
+        console.print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
+        for result in results:
+            for warning in (*result.warnings, *(result.latency.warnings if result.latency else ())):
+                console.print(Text(f"! {result.config.label}: {single_line(warning, 2000)}"),
+                              soft_wrap=True)
+    except OSError:
+        pass
     if recorder.save_error is not None:
-        print(f"latency-tui: error: writing the session {path}: {recorder.save_error}",
-              file=sys.stderr)
+        _say(f"latency-tui: error: writing the session {single_line(path)}: "
+             f"{single_line(recorder.save_error)}")
         return EXIT_FAILED
-    if results:
-        print(f"session written to {path}", file=sys.stderr)
-    else:
-        print("no configuration finished; no session written", file=sys.stderr)
+    _say(f"session written to {path}" if results else
+         "no configuration finished; no session written")
     if interrupted:
-        return EXIT_INTERRUPTED
+        return 128 + int(interrupted)
     return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+
+
+def _say(message: str) -> None:
+    try:
+        print(message, file=sys.stderr)
+    except OSError:  # the terminal hung up
+        pass
 
 
 def _presets() -> int:
     from rich.table import Table
+    from rich.text import Text
 
     from ..core.api import list_presets, user_preset_dir
     from .headless import output_console
@@ -196,12 +240,12 @@ def _presets() -> int:
     for name in ("preset", "origin", "model", "device", "batch", "copies", "workers", "description"):
         table.add_column(name)
     for p in list_presets():
-        table.add_row(p.name, p.origin, p.model.source, p.run.device,
-                      ",".join(map(str, p.run.batch_sizes)), ",".join(map(str, p.run.copies)),
-                      ",".join(map(str, p.run.workers)), p.description)
+        table.add_row(*(Text(single_line(cell)) for cell in (
+            p.name, p.origin, p.model.source, p.run.device, ",".join(map(str, p.run.batch_sizes)),
+            ",".join(map(str, p.run.copies)), ",".join(map(str, p.run.workers)), p.description)))
     console = output_console()
     console.print(table)
-    console.print(f"user presets: {user_preset_dir()}/*.toml", highlight=False, soft_wrap=True)
+    console.print(Text(f"user presets: {single_line(user_preset_dir())}/*.toml"), soft_wrap=True)
     return EXIT_OK
 
 

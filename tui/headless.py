@@ -13,8 +13,10 @@ from typing import IO, Iterable, Optional
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..core.api import ConfigResult
+from ..core.errors import printable, single_line
 from ..core.events import (
     ConfigFinished, ConfigStarted, Event, PhaseChanged, Progress, RunFinished, RunStarted,
     Utilisation, WarmupFinished,
@@ -36,7 +38,8 @@ def _fmt_ms(value: Optional[float]) -> str:
 
 def results_table(results: Iterable[ConfigResult], title: Optional[str] = None) -> Table:
     """The results as a rich table: one row per configuration."""
-    table = Table(title=title, header_style="bold", show_lines=False)
+    table = Table(title=Text(single_line(title)) if title else None, header_style="bold",
+                  show_lines=False)
     for name in ("batch", "copies", "workers", "inf/s", "samples/s", "p50 ms", "p90 ms",
                  "p99 ms", "inferences", "status"):
         table.add_column(name, justify="left" if name == "status" else "right")
@@ -48,7 +51,7 @@ def results_table(results: Iterable[ConfigResult], title: Optional[str] = None) 
             f"{thr.inferences_per_s:,.1f}" if thr else "-",
             f"{thr.samples_per_s:,.1f}" if thr else "-",
             _fmt_ms(lat["p50"] if lat else None), _fmt_ms(lat["p90"] if lat else None),
-            _fmt_ms(lat["p99"] if lat else None), f"{result.samples:,}", status,
+            _fmt_ms(lat["p99"] if lat else None), f"{result.samples:,}", Text(single_line(status)),
         )
     return table
 
@@ -67,8 +70,15 @@ class ProgressDisplay:
         self._live = None
         self._utilisation = ""
 
-    # The engine calls this from its own thread: it only formats a line and returns.
+    # The engine calls this from its own thread: it only formats a line and returns. A terminal
+    # that went away (SIGHUP) ends the display, never the run.
     def __call__(self, event: Event) -> None:
+        try:
+            self._show(event)
+        except OSError:
+            pass
+
+    def _show(self, event: Event) -> None:
         with self._lock:
             if isinstance(event, RunStarted):
                 self._total = len(event.plan.configs)
@@ -106,7 +116,6 @@ class ProgressDisplay:
     def _start_live(self) -> None:
         if self.live:
             from rich.live import Live
-            from rich.text import Text
 
             # No refresh thread: it would compete with thread copies' timing loops for the GIL.
             self._live = Live(Text(""), console=self.console, auto_refresh=False, transient=True)
@@ -119,24 +128,25 @@ class ProgressDisplay:
 
     def _line(self, text: str, *, force: bool) -> None:
         if self._live is not None:
-            from rich.text import Text
-
             now = time.monotonic()
             if force:
-                self._live.console.print(text)
+                self._live.console.print(Text(printable(text)))
             refresh = force or now - self._last_plain >= LIVE_REFRESH_S
             if refresh:
                 self._last_plain = now
-            self._live.update(Text(text), refresh=refresh)
+            self._live.update(Text(printable(text)), refresh=refresh)
             return
         now = time.monotonic()
         if force or now - self._last_plain >= PLAIN_PROGRESS_EVERY_S:
             self._last_plain = now
-            self.console.print(text, soft_wrap=True)
+            self.console.print(Text(printable(text)), soft_wrap=True)
 
     def close(self) -> None:
         with self._lock:
-            self._stop_live()
+            try:
+                self._stop_live()
+            except OSError:
+                pass
 
 
 def utilisation_text(groups) -> str:

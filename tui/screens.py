@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from latency_tui.core.errors import UserError
+from latency_tui.core.errors import UserError, printable, single_line
 
 _MODAL_CSS = """
 {name} {{ align: center middle; }}
@@ -108,7 +108,7 @@ class ValuesPrompt(ModalScreen[Optional[Tuple[int, ...]]]):
         try:
             values = self.parse(event.value)
         except (UserError, ValueError) as exc:
-            self.query_one("#error", Label).update(str(exc))
+            self.query_one("#error", Label).update(Text(printable(exc)))
             return
         self.dismiss(values)
 
@@ -140,14 +140,14 @@ class PathPrompt(ModalScreen[Optional[str]]):
             yield Label("", id="error", classes="problem")
             if self.recent:
                 yield Label("recent sessions (Tab, then Enter to pick one):", classes="hint")
-                yield OptionList(*[Option(path, id=str(i)) for i, path in
+                yield OptionList(*[Option(Text(single_line(path)), id=str(i)) for i, path in
                                    enumerate(self.recent)], id="recent")
             yield Label(f"Enter to {self.action_word} · Escape cancels", classes="hint")
 
     def _finish(self, path: str) -> None:
         problem = self.check(path)
         if problem:
-            self.query_one("#error", Label).update(problem)
+            self.query_one("#error", Label).update(Text(printable(problem)))
             return
         self.dismiss(path)
 
@@ -216,7 +216,8 @@ class PresetPicker(ModalScreen[Optional[str]]):
     def compose(self) -> ComposeResult:
         options = []
         for preset in self.presets:
-            label = Text.assemble((preset.name, "bold"), "  ", (preset.description, "dim"))
+            label = Text.assemble((single_line(preset.name), "bold"), "  ",
+                                  (single_line(preset.description), "dim"))
             if preset.name == self.current:
                 label.append("  (current)", "italic")
             options.append(Option(label, id=preset.name))
@@ -315,11 +316,11 @@ class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
         try:
             overrides = self.collect()
         except UserError as exc:
-            self.query_one("#error", Label).update(str(exc))
+            self.query_one("#error", Label).update(Text(printable(exc)))
             return
         problem = self.validate(overrides)
         if problem:
-            self.query_one("#error", Label).update(problem)
+            self.query_one("#error", Label).update(Text(printable(problem)))
             return
         self.dismiss(overrides)
 

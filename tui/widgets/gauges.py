@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from latency_tui.core.api import PERCENTILES, LatencySummary, Throughput
+from latency_tui.core.errors import single_line
 
 from ..format import fmt_count, fmt_interval, fmt_ms, fmt_rate
 
@@ -76,7 +77,7 @@ def render_gauges(data: GaugeData) -> Text:
             line.append(fmt_interval(interval) if interval else "(few samples)", "dim not bold")
         lines.append(line)
     if data.error:
-        lines.append(Text(f"failed: {data.error}", style="bold red"))
+        lines.append(Text(f"failed: {single_line(data.error)}", style="bold red"))
     throughput = data.throughput
     if throughput is not None:
         lines.append(Text.assemble((fmt_rate(throughput.inferences_per_s), "bold"), " inf/s  ",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+
+from latency_tui.core.errors import single_line
 from textual.widgets import Static
 
 #: Run states as words (never colour alone) and the style that goes with each.
@@ -58,7 +60,7 @@ def render_header(info: HeaderInfo) -> Text:
     def field(label: str, value: str) -> None:
         if value:
             text.append(f"  {label} ", "dim")
-            text.append(value, "bold")
+            text.append(single_line(value), "bold")
 
     field("preset", info.preset)
     field("model", info.model)
@@ -73,7 +75,7 @@ def render_header(info: HeaderInfo) -> Text:
     text.append(f" {info.state} ", STATE_STYLES.get(info.state, "bold") + " reverse")
     for part in (info.position, info.phase):
         if part:
-            text.append(f"  {part}")
+            text.append(f"  {single_line(part)}")
     if info.elapsed:
         text.append("  elapsed ", "dim")
         text.append(info.elapsed)
@@ -83,5 +85,5 @@ def render_header(info: HeaderInfo) -> Text:
     if info.remaining:
         text.append(f"  {info.remaining}", "dim")
     if info.note:
-        text.append(f"  {info.note}", "bold italic")
+        text.append(f"  {single_line(info.note)}", "bold italic")
     return text

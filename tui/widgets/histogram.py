@@ -16,12 +16,14 @@ from __future__ import annotations
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from latency_tui.core.api import SampleStream
+from latency_tui.core.errors import printable
 
 from ..bins import histogram_bins
 from ..format import fmt_count, fmt_ms
@@ -53,7 +55,7 @@ class LatencyHistogram(Vertical):
     def show_message(self, message: str) -> None:
         self._looks = None
         self.remove_class("-plot")
-        self.query_one("#histogram-message", Static).update(message)
+        self.query_one("#histogram-message", Static).update(Text(printable(message)))
         self.border_subtitle = ""
 
     def _plot(self) -> PlotextPlot:

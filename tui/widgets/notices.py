@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import List, Tuple
 
 from rich.text import Text
+
+from latency_tui.core.errors import printable
 from textual import events
 from textual.widgets import RichLog
 
@@ -38,7 +40,7 @@ class NoticesPane(RichLog):
     def _write(self, level: str, text: str) -> None:
         line = Text()
         line.append(f"{level:<7} ", LEVEL_STYLES.get(level, "bold"))
-        line.append(text)
+        line.append(printable(text))
         # Wrap to the pane (RichLog would measure against the console's width).
         self.write(line, width=self.scrollable_content_region.width or None)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from rich.text import Text
+
+from latency_tui.core.errors import single_line
 from textual.widgets import DataTable
 
 from ..format import fmt_ms, fmt_rate
@@ -70,7 +72,7 @@ class ResultRow:
             elif key in ("p50", "p90", "p99"):
                 out.append(Text(fmt_ms(value), justify="right"))
             elif key == "status":
-                out.append(Text(value, style=STATUS_STYLES.get(value, "bold")))
+                out.append(Text(single_line(value), style=STATUS_STYLES.get(value, "bold")))
             else:
                 out.append(Text(str(value), justify="right"))
         return out
