@@ -14,9 +14,11 @@ torch is imported only when there is a tensor to make: ``builtin:noop`` gets ``(
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional, Tuple, Union
 
 from .errors import UserError
+from .limits import batch_bytes_fit
 from .models import LoadedModel
 from .specs import InputSpec, TensorSpec
 
@@ -53,6 +55,7 @@ def _from_spec(loaded: LoadedModel, spec: InputSpec, batch_size: int) -> Optiona
 def _tokenize(loaded: LoadedModel, spec: InputSpec, batch_size: int) -> Dict[str, Any]:
     if loaded.tokenizer is None:
         raise UserError("inputs.texts needs a model with a tokenizer (hf:...)")
+    batch_bytes_fit(batch_size * spec.max_length * 8 * 3, f"batch size {batch_size}")
     texts = [spec.texts[i % len(spec.texts)] for i in range(batch_size)]
     encoded = loaded.tokenizer(
         texts,
@@ -67,6 +70,9 @@ def _tokenize(loaded: LoadedModel, spec: InputSpec, batch_size: int) -> Dict[str
 def _synthesise(spec: InputSpec, batch_size: int) -> Inputs:
     import torch
 
+    per_row = sum(math.prod(t.shape) * _itemsize(_dtype(t.dtype, f"inputs.tensors[{i}]"))
+                  for i, t in enumerate(spec.tensors))
+    batch_bytes_fit(per_row * batch_size, f"batch size {batch_size}")
     generator = torch.Generator().manual_seed(spec.seed)
     tensors = []
     for index, tensor in enumerate(spec.tensors):
@@ -108,8 +114,18 @@ def _dtype(name: str, field: str) -> Any:
     return dtype
 
 
+def _itemsize(dtype: Any) -> int:
+    """Bytes per element (``torch.dtype.itemsize`` is missing on torch 1.13)."""
+    import torch
+
+    return int(torch.empty(0, dtype=dtype).element_size())
+
+
 def _repeat_examples(loaded: LoadedModel, batch_size: int) -> Inputs:
     example = loaded.example_inputs
+    tensors = example.values() if isinstance(example, dict) else example
+    batch_bytes_fit(batch_size * sum(t.numel() * t.element_size() for t in tensors),
+                    f"batch size {batch_size}")
     if isinstance(example, dict):
         return {name: _repeat_rows(t, batch_size, loaded.source) for name, t in example.items()}
     return tuple(_repeat_rows(t, batch_size, loaded.source) for t in example)

@@ -15,6 +15,7 @@ from typing import Any, Optional, Tuple
 
 from .backends import backend_class, check_device
 from .errors import UserError
+from .limits import check_plan_limits
 from .presets import MAX_SECONDS, Preset
 from .specs import COPY_MODES, ModelSpec, RunConfig, RunPlan, StopRule
 
@@ -105,6 +106,12 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
                         f"{' or '.join(backend.copy_modes)}")
     axes = {"batch_sizes": tuple(o.batch_sizes or run.batch_sizes),
             "copies": tuple(o.copies or run.copies), "workers": tuple(o.workers or run.workers)}
+    check_plan_limits(
+        batch_sizes=axes["batch_sizes"], copies=axes["copies"], workers=axes["workers"],
+        copy_mode=copy_mode, source=model.source,
+        what=tuple(flag if given else f"{where}: run.{field}" for flag, given, field in (
+            ("--batch-sizes", o.batch_sizes, "batch_sizes"), ("--copies", o.copies, "copies"),
+            ("--workers", o.workers, "workers"))))
     configs = tuple(
         RunConfig(device=device, batch_size=b, copies=c, workers_per_copy=w, copy_mode=copy_mode,
                   threads_per_copy=run.threads_per_copy, device_options=dict(device_options))

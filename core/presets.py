@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import UserError
+from .fields import MAX_INT
 from .specs import COPY_MODES, InputSpec, ModelSpec, StopRule, TensorSpec, WarmupPolicy
 
 if sys.version_info >= (3, 11):
@@ -26,6 +27,11 @@ else:  # pragma: no cover - exercised on the Python 3.9 stack
 DEFAULT_PRESET = "cpu-mlp"
 #: The longest duration, warm-up or timeout accepted: a week (a longer one is a typo).
 MAX_SECONDS = 7 * 24 * 3600.0
+#: Bounds on any preset: its size, nesting, list lengths and string lengths.
+MAX_PRESET_BYTES = 1 << 20
+MAX_DEPTH = 16
+MAX_ITEMS = 10_000
+MAX_STRING = 100_000
 #: torch dtype names an input tensor may have (checked here, without importing torch).
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8",
           "bool", "float", "double", "half", "long", "int", "short", "complex64", "complex128")
@@ -122,7 +128,12 @@ def user_dir_files() -> List[Path]:
 
 def _load_file(path: Path, *, origin: str) -> Preset:
     try:
+        if path.stat().st_size > MAX_PRESET_BYTES:
+            raise UserError(f"preset file {path}: larger than {MAX_PRESET_BYTES // 1024} kB; "
+                            "not a preset")
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"preset file {path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise UserError(f"preset file {path}: {exc.strerror or exc}") from None
     return parse_preset(text, name=path.stem, path=path.resolve(), origin=origin, where=str(path))
@@ -180,6 +191,9 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{where}: malformed TOML ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{where}: nested too deeply to be a preset") from None
+    _check_values(data, where, "", 0)
     unknown = sorted(set(data) - _SECTIONS)
     if unknown:
         raise UserError(f"{where}: {unknown[0]!r} is not a known section or field "
@@ -251,6 +265,30 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
     return Preset(name=name, path=path, description=description, data=data, origin=origin,
                   model=model, inputs=inputs, run=run, device_options=dict(device_options),
                   stop=stop, warmup=warmup)
+
+
+def _check_values(value: Any, where: str, path: str, depth: int) -> None:
+    """Every value of the document, whatever section it is in: finite numbers, integers that
+    fit 64 bits, strings and lists of a sane size, no deep nesting. A NaN in ``[device]`` or in
+    ``[model.options]`` would otherwise reach the session file, which JSON cannot hold."""
+    name = path or "the document"
+    if depth > MAX_DEPTH:
+        raise UserError(f"{where}: {name} is nested more than {MAX_DEPTH} deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(item, where, f"{path}.{key}" if path else str(key), depth + 1)
+    elif isinstance(value, list):
+        if len(value) > MAX_ITEMS:
+            raise UserError(f"{where}: {name} has {len(value):,} items (at most {MAX_ITEMS:,})")
+        for i, item in enumerate(value):
+            _check_values(item, where, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}: {name} must be a finite number, not {value!r}")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise UserError(f"{where}: {name} = {value} is out of range")
+    elif isinstance(value, str) and len(value) > MAX_STRING:
+        raise UserError(f"{where}: {name} is a string of {len(value):,} characters "
+                        f"(at most {MAX_STRING:,})")
 
 
 def _parse_inputs(table: Any, where: str) -> InputSpec:

@@ -145,3 +145,23 @@ def hangs_at_batch_1(batch, copy, worker, i):
 
         threading.Event().wait()
     return 0.5
+
+
+def slow_at_batch_2(batch, copy, worker, i):
+    """A fake-device handler: quick at batch 1, 200 ms an inference at batch 2, so that a run
+    finishes its first configuration at once and stays in its second."""
+    return 1.0 if batch == 1 else 200.0
+
+
+def hangs_at_batch_2(batch, copy, worker, i):
+    """A fake-device handler: batch 1 runs; batch 2 hangs once measuring has begun."""
+    if batch == 2 and i > 30:
+        import threading
+
+        threading.Event().wait()
+    return 1.0
+
+
+def raises_markup(batch, copy, worker, i):
+    """A fake-device handler whose inference fails with markup and an escape sequence."""
+    raise RuntimeError("[/bold] cannot open [/data] \x1b[31mred")

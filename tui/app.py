@@ -17,6 +17,9 @@ How it is wired, and why:
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
@@ -105,6 +108,8 @@ class LatencyApp(Running, App[int]):
 
         self.display_paused = False
         self.quitting = False
+        #: The exit status: 0, or 128 + the signal that ended the app.
+        self.exit_code = 0
         self.panes = Panes(self, self.notice)
         self._device: Optional[str] = None
 
@@ -145,6 +150,8 @@ class LatencyApp(Running, App[int]):
             self.set_keymap(self.keymap)
         apply_size(self, self.size.width, self.size.height)
         self.set_interval(self.drain_s, self._tick, name="drain")
+        if not self.is_headless:
+            self._handle_signals()
         self._load_initial_preset()
         if self.open_at_start:
             self.open_path(self.open_at_start)
@@ -322,7 +329,46 @@ class LatencyApp(Running, App[int]):
 
     def _finish_quit(self) -> None:
         self.sessions.autosave()
-        self.exit(0)
+        self.exit(self.exit_code)
+
+    def _handle_signals(self) -> None:
+        """SIGINT, SIGTERM and SIGHUP (the SSH link dropping) end the app as a confirmed quit
+        does: the run stops (what finished is saved, the configuration in progress as
+        cancelled), the terminal is restored, and the exit status is 128 + the signal."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(signum, self.on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
+
+    def on_signal(self, signum: int) -> None:
+        self.exit_code = 128 + int(signum)
+        if signum == signal.SIGHUP:
+            self._hang_up()
+        if not self.run_active:
+            self._finish_quit()
+        elif self.quitting:  # a second signal: do not wait for the engine
+            self.runs.kill()
+            self._finish_quit()
+        else:
+            self.quitting = True
+            self.request_stop(grace_s=QUIT_GRACE_S)
+
+    def _hang_up(self) -> None:
+        """The terminal is gone: nothing can be drawn (a write to it would block for ever), so
+        stop the run, fold its last events into the session, save it and leave at once."""
+        self.runs.stop()
+        handle = self.runs.handle
+        if handle is not None and not handle.wait(QUIT_GRACE_S):
+            self.runs.kill()
+            handle.wait(QUIT_GRACE_S)
+        for event in self.runs.drain():
+            if self.runs.live is not None:
+                self.runs.live.apply(event)
+            self.sessions.record(event)
+        self.sessions.autosave()
+        os._exit(self.exit_code)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if not self.run_active or self.viewing is not None:
@@ -350,6 +396,9 @@ def run_app(preset: Optional[str] = None, *, session_path: Optional[str] = None,
     app = LatencyApp(preset, session_path=session_path, open_session=open_session,
                      keymap=load_keymap())
     code = app.run()
-    for path in app.sessions.saved_paths:
-        print(f"latency-tui: session saved to {path}")
+    try:
+        for path in app.sessions.saved_paths:
+            print(f"latency-tui: session saved to {path}")
+    except OSError:  # the terminal hung up (SIGHUP): the sessions are saved all the same
+        pass
     return int(code or 0)

@@ -482,3 +482,28 @@ async def test_an_engine_that_dies_mid_run_is_a_notice(make_app):
         assert "FAILED" in header(app)
         assert any("exit code -9" in t for t in notices(app, "error"))
         handle.resume.set()
+
+
+async def test_markup_and_escapes_from_presets_and_models_are_shown_as_text(make_app,
+                                                                            write_preset):
+    path = write_preset("""
+        name = "[/x] odd \\u001b[2J"
+        [model]
+        source = "builtin:noop"
+        [run]
+        device = "fake"
+        batch_sizes = [1, 2]
+        duration_s = 0.2
+        [device]
+        handler = "workloads:raises_markup"
+    """, name="odd.toml")
+    app = make_app(str(path), real=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await finish_run(pilot)
+        assert statuses(app) == ["failed", "failed"], notices(app)  # the sweep went on
+        errors = [t for t in notices(app, "error") if "cannot open" in t]
+        assert len(errors) == 2 and "[/bold] cannot open [/data]" in errors[0]
+        assert "[/x] odd \\x1b[2J" in header(app)  # the name as text, its escape made visible
+        screen = app.export_screenshot()
+        assert "\x1b[2J" not in screen and "\x1b[31m" not in screen

@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from latency_tui.core.api import Monitor, Reading, poll_all
+from latency_tui.core.errors import single_line
 
 
 class UtilisationPane(Widget):
@@ -52,7 +53,7 @@ class UtilisationPane(Widget):
 
     def render(self) -> Text:
         if self.absent is not None:
-            return Text(f"N/A ({self.absent})", style="dim")
+            return Text(f"N/A ({single_line(self.absent)})", style="dim")
         if not any(rows for _, rows in self.readings):
             return Text("waiting for the first reading", style="dim")
         return render_groups(self.readings, self.content_size.width, self.content_size.height)
@@ -130,15 +131,15 @@ def _style(percent: float) -> str:
 
 def _cell(row: Reading, label_width: int, width: int) -> Text:
     text = Text(no_wrap=True, overflow="crop")
-    text.append(row.label[:label_width].ljust(label_width), "bold")
+    text.append(single_line(row.label)[:label_width].ljust(label_width), "bold")
     text.append(" ")
     room = width - label_width - 1
     if row.percent is None:
-        text.append(f"N/A ({row.note})" if row.note else "N/A", "dim")
+        text.append(f"N/A ({single_line(row.note)})" if row.note else "N/A", "dim")
         text.truncate(width, overflow="ellipsis")
         return text
     value = f"{row.percent:3.0f}%"
-    note = f" {row.note}" if row.note and room >= 22 else ""
+    note = f" {single_line(row.note)}" if row.note and room >= 22 else ""
     bar_width = max(0, room - len(value) - len(note) - 1)
     if bar_width >= 3:
         filled = int(round(bar_width * min(max(row.percent, 0.0), 100.0) / 100))
