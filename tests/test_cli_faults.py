@@ -262,3 +262,16 @@ def test_process_copies_end_without_traceback_noise(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         no_traceback(proc)
         assert "TypeError" not in proc.stderr
+
+
+def test_what_the_model_prints_is_kept_apart_from_the_tools_output(tmp_path):
+    data = tmp_path / "data"
+    proc = cli("run", "--model", f"{WORKLOADS}:chatty", "--device", "cpu", "--batch-sizes", "1",
+               "--duration", "0.2", "--json", str(tmp_path / "s.json"),
+               env={"XDG_DATA_HOME": str(data)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "model says hello" not in proc.stdout and "model warns" not in proc.stderr
+    assert "the model printed" in proc.stderr and "model-output.log" in proc.stderr
+    log = (data / "latency-tui" / "model-output.log").read_text()
+    assert "model says hello" in log and "model warns" in log
+    assert "batch" in proc.stdout  # the table, alone on stdout

@@ -165,3 +165,14 @@ def hangs_at_batch_2(batch, copy, worker, i):
 def raises_markup(batch, copy, worker, i):
     """A fake-device handler whose inference fails with markup and an escape sequence."""
     raise RuntimeError("[/bold] cannot open [/data] \x1b[31mred")
+
+
+def chatty():
+    """A plain callable that prints on every call, to stdout and stderr."""
+    import sys
+
+    def infer():
+        print("model says hello")
+        print("model warns", file=sys.stderr)
+
+    return infer, ()

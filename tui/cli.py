@@ -19,6 +19,7 @@ from typing import Any, Optional, Sequence
 
 from ..core import __version__
 from ..core.errors import UserError, single_line
+from .capture import printed_since, user_output_to
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -165,33 +166,51 @@ def _run(args: argparse.Namespace) -> int:
     api.check_sources(plan)
     path = api.check_writable(args.json) if args.json else new_session_path(plan.name)
     recorder = api.SessionRecorder(path)
-    display = None if args.quiet else ProgressDisplay()
-    handle = api.start(plan, fan_out(*[s for s in (recorder, display) if s is not None]),
-                       isolation="thread")
+    log = _output_log()
+    logged = log.stat().st_size if log is not None and log.is_file() else 0
     previous = {sig: signal.signal(sig, _raise_signalled)
                 for sig in (signal.SIGTERM, signal.SIGHUP)}
     interrupted = 0
-    try:
-        while not handle.done:
-            try:
-                # Event.wait, not Thread.join: a ^C inside join() leaves the thread looking dead.
-                handle.wait(0.2)
-            except (KeyboardInterrupt, Signalled) as exc:
-                if interrupted:  # a second one: leave now, the session holds what finished
-                    break
-                interrupted = exc.signum if isinstance(exc, Signalled) else signal.SIGINT
-                _say("latency-tui: stopping (the configuration in progress is kept as "
-                     "cancelled; ^C again to quit at once)")
-                handle.stop()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        recorder.close()  # a save in progress completes; no temporary file is left behind
-        if display is not None:
-            display.close()
+    with user_output_to(log) as tool_stream:
+        display = None if args.quiet else ProgressDisplay(tool_stream)
+        handle = api.start(plan, fan_out(*[s for s in (recorder, display) if s is not None]),
+                           isolation="thread")
+        try:
+            while not handle.done:
+                try:
+                    # Event.wait, not Thread.join: a ^C inside join() leaves the thread
+                    # looking dead.
+                    handle.wait(0.2)
+                except (KeyboardInterrupt, Signalled) as exc:
+                    if interrupted:  # a second one: leave now, the session holds what finished
+                        break
+                    interrupted = exc.signum if isinstance(exc, Signalled) else signal.SIGINT
+                    _say("latency-tui: stopping (the configuration in progress is kept as "
+                         "cancelled; ^C again to quit at once)", tool_stream)
+                    handle.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            recorder.close()  # a save in progress completes; no temporary file is left behind
+            if display is not None:
+                display.close()
+    lines = printed_since(log, logged)
+    if lines:
+        _say(f"latency-tui: the model printed {lines:,} line{'s' if lines != 1 else ''}: "
+             f"see {log}")
     if handle.error is not None:
         raise handle.error
     return _report(plan, recorder, path, interrupted)
+
+
+def _output_log() -> Optional[Path]:
+    """Where what the model prints goes: model-output.log in the user data directory."""
+    from ..core.api import data_dir
+
+    try:
+        return data_dir() / "model-output.log"
+    except Exception:  # no data directory to be had: the output stays on the terminal
+        return None
 
 
 def _report(plan: Any, recorder: Any, path: Path, interrupted: int) -> int:
@@ -222,9 +241,9 @@ def _report(plan: Any, recorder: Any, path: Path, interrupted: int) -> int:
     return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
 
 
-def _say(message: str) -> None:
+def _say(message: str, stream: Any = None) -> None:
     try:
-        print(message, file=sys.stderr)
+        print(message, file=stream or sys.stderr, flush=True)
     except OSError:  # the terminal hung up
         pass
 
