@@ -55,7 +55,8 @@ class StopSignal:
 class Recorder:
     """Clock readings (ns) written by one timing thread and drained by one collector thread."""
 
-    __slots__ = ("columns", "chunks", "chunk_size", "written", "read", "end_ns", "error")
+    __slots__ = ("columns", "chunks", "chunk_size", "written", "read", "end_ns", "error",
+                 "_handed_tail")
 
     def __init__(self, columns: int = 2, chunk_size: int = CHUNK_SIZE) -> None:
         self.columns = columns
@@ -66,6 +67,8 @@ class Recorder:
         #: The clock when the loop ended (0 while it runs).
         self.end_ns = 0
         self.error: Optional[BaseException] = None
+        #: The last sample of the newest chunk handed over by ``drain`` (its own array is gone).
+        self._handed_tail: Optional[np.ndarray] = None
 
     def new_chunk(self) -> np.ndarray:
         chunk = np.empty((self.columns, self.chunk_size), dtype=np.int64)
@@ -79,7 +82,10 @@ class Recorder:
             return None
         index, offset = divmod(written - 1, self.chunk_size)
         chunk = self.chunks[index] if index < len(self.chunks) else None
-        return None if chunk is None else int(chunk[column, offset])
+        if chunk is None:  # a full chunk the collector took: its last sample is the newest
+            tail = self._handed_tail
+            return None if tail is None else int(tail[column])
+        return int(chunk[column, offset])
 
     def drain(self) -> np.ndarray:
         """Every sample written since the last drain, ``(columns, n)`` (collector thread only)."""
@@ -96,6 +102,7 @@ class Recorder:
             chunk = self.chunks[index]
             if stop == size:
                 # The writer is done with a full chunk: hand it over instead of copying it.
+                self._handed_tail = chunk[:, -1].copy()
                 self.chunks[index] = None
                 parts.append(chunk[:, offset:] if offset else chunk)
             else:

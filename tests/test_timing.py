@@ -119,3 +119,14 @@ def test_sleep_until_wakes_at_the_instant_or_at_a_stop():
     began = time.perf_counter()
     sleep_until(time.perf_counter_ns() + 10 * 10**9, stop)
     assert time.perf_counter() - began < 0.5
+
+
+def test_the_newest_end_is_known_after_the_collector_took_its_chunk():
+    """A watchdog that lost the newest sample when its full chunk was handed over took the
+    measuring start for the start of the inference in flight: a false timeout after minutes."""
+    recorder = Recorder(chunk_size=4)
+    timed_loop(lambda: None, None, recorder, StopSignal(), FOREVER, quota=8)  # two full chunks
+    newest = recorder.last_end_ns()
+    recorder.drain()
+    assert recorder.chunks[:2] == [None, None]  # (a third, empty one waits for more)
+    assert recorder.last_end_ns() == newest == recorder.end_ns
