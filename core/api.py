@@ -35,6 +35,18 @@ from .streams import Block, ConfigStreams, SampleStream
 OVERRIDE_FIELDS = tuple(Overrides.__dataclass_fields__)
 
 
+def check_available(plan: RunPlan) -> None:
+    """Refuse, before anything runs, a plan whose device this host cannot run (a CPU-only torch,
+    no driver, no such GPU): a ``UserError`` saying why. Imports the device's packages."""
+    from .backends import backend_class
+
+    for device in dict.fromkeys(c.device for c in plan.configs):
+        options = next(c.device_options for c in plan.configs if c.device == device)
+        reason = backend_class(device).unavailable(options, device)
+        if reason:
+            raise UserError(f"device {device!r}: {reason}")
+
+
 def plan_with(preset: Preset, overrides: Mapping[str, Any]) -> RunPlan:
     """``build_plan`` with overrides given as a dict of ``Overrides`` field names (the TUI
     keeps the user's changes that way)."""
@@ -49,7 +61,7 @@ __all__ = [
     "EngineProcessError", "ISOLATIONS", "LatencySummary", "PERCENTILES", "Monitor", "OVERRIDE_FIELDS",
     "Overrides", "Preset", "Reading", "RunHandle", "RunPlan", "SampleStream", "Session",
     "SessionRecorder", "StaticMonitor", "Throughput", "Timeline", "UserError", "build_plan",
-    "check_sources", "check_writable", "config_dir", "data_dir", "default_monitors",
+    "check_available", "check_sources", "check_writable", "config_dir", "data_dir", "default_monitors",
     "describe_error", "list_presets", "needs_folder", "load_preset", "load_session",
     "parse_int_list", "plan_with", "poll_all", "real_stdio", "safe_name", "save_session",
     "session_path", "session_target", "sessions_dir", "start", "throughput_avg_peak",

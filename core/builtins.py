@@ -1,5 +1,6 @@
 """Built-in model sources: ``builtin:noop`` (the harness alone), ``builtin:mlp`` (a tabular
-regression MLP) and ``builtin:bert`` (a BERT-style classifier with random weights).
+regression MLP), ``builtin:bert`` (a BERT-style classifier with random weights) and
+``builtin:resnet50`` (torchvision's, random weights; needs the ``vision`` extra).
 
 torch is imported only when a torch built-in is loaded, so that ``builtin:noop`` measures the
 harness without paying for torch.
@@ -27,6 +28,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "vocab_size": 30522,
         "num_labels": 2,
     },
+    "resnet50": {"classes": 1000, "image_size": 224},
 }
 BUILTINS: Tuple[str, ...] = tuple(DEFAULTS)
 
@@ -48,6 +50,11 @@ def load_builtin(source: str, options: Dict[str, Any]) -> LoadedModel:
         return loaded_module(
             _tabular_mlp(settings), source, "tabular-mlp", None, _tabular_mlp_inputs(settings)
         )
+    if name == "resnet50":
+        return loaded_module(_resnet50(source, settings), source, "resnet50 (random weights)",
+                             None, InputSpec(tensors=(TensorSpec(
+                                 "images", (3, settings["image_size"], settings["image_size"]),
+                                 "float32"),)))
     from .hf import random_bert
 
     seq_len, vocab_size = settings["seq_len"], settings["vocab_size"]
@@ -61,6 +68,20 @@ def load_builtin(source: str, options: Dict[str, Any]) -> LoadedModel:
     return loaded_module(
         random_bert(source, settings), source, "bert-style (random weights)", None, default_inputs
     )
+
+
+def _resnet50(source: str, settings: Dict[str, Any]) -> Any:
+    """torchvision's ResNet-50 with seeded random weights (no download)."""
+    try:
+        from torchvision.models import resnet50
+    except ImportError as exc:
+        raise UserError(f"model source {source!r} needs torchvision: pip install "
+                        "'latency-tui[vision]' (a torchvision that matches your torch)") from exc
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return resnet50(weights=None, num_classes=settings["classes"])
 
 
 def builtin_options(

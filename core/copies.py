@@ -185,6 +185,15 @@ class ThreadCopy:
         oldest = self.oldest_inference_ns()
         return None if oldest is None else (oldest, self._measure_timeout_ns)
 
+    def device_report(self) -> Dict[str, Any]:
+        """The device's figures once measuring is over (peak memory...), {} if none."""
+        if self._prepared is None or not self.finished:
+            return {}
+        try:
+            return dict(self._prepared.report())
+        except Exception:  # a figure is never worth failing a configuration for
+            return {}
+
     def request_stop(self) -> None:
         self.stop.request()
 

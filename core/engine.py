@@ -22,6 +22,7 @@ from time import perf_counter_ns
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .backends import Backend, backend_class, backend_path
+from .checks import sync_check
 from .copies import CopyJob, ThreadCopy, WarmupReport, failure, worker_quotas
 from .errors import ConfigurationError
 from .events import (
@@ -130,10 +131,10 @@ class Engine:
         if self._backend_factory is not None:
             return self._backend_factory(config)
         cls = backend_class(config.device)
-        reason = cls.unavailable(config.device_options)
+        reason = cls.unavailable(config.device_options, config.device)
         if reason:
             raise ConfigurationError(f"device {config.device!r}: {reason}")
-        return cls(config.device_options)
+        return cls(config.device_options, config.device)
 
     def _measure(self, config: RunConfig, index: int, trial: Dict[str, Any]) -> ConfigResult:
         plan = self.plan
@@ -154,7 +155,7 @@ class Engine:
                         backend=f"{kind.__module__}:{kind.__qualname__}" if self._backend_factory
                         else backend_path(config.device),
                         artifact=artifact, stop=plan.stop,
-                        env=kind.process_env(backend.options, i, config.copies))
+                        env=kind.process_env(config.device, backend.options, i, config.copies))
                 for i in range(config.copies)
             ]
             copies: List[Any] = ([ProcessCopy(job) for job in jobs] if mode == "process"
@@ -299,6 +300,7 @@ class Engine:
                 f"an inference was still running {self.stop_grace_s:g} s after measuring should "
                 "have ended (a device call that never returned)", "timeout")
         utilisation = self._sampler.end()
+        device_reports = [each.device_report() for each in copies]
         now_ns = perf_counter_ns()  # for a copy that ended without saying when (it died)
         end_ns = max((each.end_ns or now_ns for each in copies), default=start_ns)
         duration_s = max(end_ns - start_ns, 1) / 1e9
@@ -308,6 +310,9 @@ class Engine:
         if not stable:
             warnings.append(f"warm-up did not stabilise within its bounds ({first.iterations} "
                             f"iterations, {warmup_s:.1f} s)")
+        latency = streams.latency.summary()
+        device_latency = streams.device.summary() if streams.device is not None else None
+        warnings.extend(sync_check(latency, device_latency))
         spread = (max(first_starts.values()) - min(first_starts.values())) / 1e6 \
             if first_starts else None
         return ConfigResult(
@@ -321,8 +326,8 @@ class Engine:
             first_inference_ms=first.first_ns / 1e6,
             warmup_iterations=first.iterations,
             warmup_stable=stable,
-            latency=streams.latency.summary(),
-            device_latency=streams.device.summary() if streams.device is not None else None,
+            latency=latency,
+            device_latency=device_latency,
             throughput=throughput(count, duration_s, config.batch_size) if count else None,
             stages={name: s.summary() for name, s in streams.stages.items() if s.count},
             timeline=streams.timeline.build(math.ceil(duration_s / streams.timeline.bucket_s))
@@ -341,6 +346,7 @@ class Engine:
                 "compile_s": artifact.compile_s,
                 "artifact": artifact.key,
                 "sample_cap": plan.sample_cap,
+                **({"device_memory": device_reports} if any(device_reports) else {}),
             },
         )
 

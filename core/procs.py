@@ -177,7 +177,7 @@ def _copy_main(conn: Any, job: CopyJob) -> None:
     listener.start()
     told_loaded = False
     try:
-        backend = load_class(job.backend)(job.config.device_options)
+        backend = load_class(job.backend)(job.config.device_options, job.config.device)
         backend.configure_process(job.copy_index, job.threads)
         copy = ThreadCopy(job, backend, ModelSource(job.model, job.inputs))
         copies.append(copy)
@@ -201,6 +201,7 @@ def _copy_main(conn: Any, job: CopyJob) -> None:
             send(("samples", copy.drain(), None, perf_counter_ns()))
             if copy.failure is not None:
                 send(("failed", copy.failure))
+            send(("report", copy.device_report()))
             send(("done", copy.end_ns))
     except BaseException as exc:
         send(("failed", failure(exc)))
@@ -225,6 +226,7 @@ class ProcessCopy:
         self.report: Optional[WarmupReport] = None
         self.failure: Optional[ConfigurationError] = None
         self.loaded = False
+        self._device_report: Dict[str, Any] = {}
         self.end_ns = 0
         self._done = False
         self._pending: List[Block] = []
@@ -283,6 +285,9 @@ class ProcessCopy:
             return silence
         return min(reported, silence, key=lambda pair: pair[0] + pair[1])
 
+    def device_report(self) -> Dict[str, Any]:
+        return dict(self._device_report)
+
     def request_stop(self) -> None:
         self._send(("stop",))
 
@@ -315,6 +320,8 @@ class ProcessCopy:
                     self._inflight = None if inflight is None else (*inflight, said_at)
                     if block.size:
                         self._pending.append(block)
+                elif kind == "report":
+                    self._device_report = payload[0]
                 elif kind == "failed":
                     self.failure = self.failure or payload[0]
                 elif kind == "done":

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="preset name or path to a .toml file (default cpu-mlp)")
     run.add_argument("--model", help="model source: builtin:NAME, hf:NAME_OR_DIR, module:attr, "
                                      "path/to/file.py:attr or a TorchScript .pt file")
-    run.add_argument("--device", help="cpu (cuda and neuron: later versions) or fake")
+    run.add_argument("--device", help="cpu, cuda, cuda:N, cuda:all (copy i on GPU i mod n), "
+                                      "or fake (a simulated device)")
     run.add_argument("--batch-sizes", type=_int_list("--batch-sizes"), metavar="1,8",
                      help="batch sizes to sweep")
     run.add_argument("--copies", type=_int_list("--copies"), metavar="1,2",
@@ -164,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         samples=args.samples, warmup_max_s=args.warmup_max, timeout_s=args.timeout,
     ))
     api.check_sources(plan)
+    api.check_available(plan)
     path = api.check_writable(args.json) if args.json else new_session_path(plan.name)
     recorder = api.SessionRecorder(path)
     log = _output_log()

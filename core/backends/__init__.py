@@ -17,10 +17,10 @@ from .base import Artifact, Backend, DeviceFacts, Lane, Option, PreparedModel
 _REGISTRY: Dict[str, str] = {
     "cpu": "latency_tui.core.backends.cpu:CpuBackend",
     "fake": "latency_tui.core.backends.fake:FakeBackend",
+    "cuda": "latency_tui.core.backends.cuda:CudaBackend",
 }
 #: Devices on the road map, so that asking for one says so rather than "unknown".
 _PLANNED = {
-    "cuda": "the CUDA backend is not in this version yet (planned: NVIDIA GPUs with NVML)",
     "neuron": "the Neuron backend is not in this version yet (planned: inf1/inf2/trn1)",
 }
 
@@ -44,8 +44,12 @@ def check_device(name: str, *, what: str = "device") -> str:
     """Return ``name`` if it is a device this version can run, else raise ``UserError``."""
     kind = device_kind(name)
     if kind in _REGISTRY:
-        if ":" in name and kind in ("cpu", "fake"):
+        _, colon, index = name.partition(":")
+        if colon and kind in ("cpu", "fake"):
             raise UserError(f"{what} {name!r}: the {kind} device takes no index")
+        if colon and not (index.isdigit() or index == "all"):
+            raise UserError(f"{what} {name!r}: give {kind}, {kind}:N (a GPU index) or "
+                            f"{kind}:all (copy i on device i mod n)")
         return name
     if kind in _PLANNED:
         raise UserError(f"{what} {name!r}: {_PLANNED[kind]}")

@@ -6,7 +6,7 @@ meets its backend in four steps, each where it belongs:
 
 1. class level, in the planner's process, creating nothing: ``check_options`` (the ``OPTIONS``
    schema), ``copy_modes``, ``unavailable()`` (why this host cannot run it), and
-   ``process_env(options, copy_index, copies)``, the environment a copy process must start with
+   ``process_env(device, options, copy_index, copies)``, the environment a copy process must start with
    (``NEURON_RT_VISIBLE_CORES``, ``CUDA_VISIBLE_DEVICES``); the engine sets it before the copy's
    interpreter starts, so it is there before anything imports the device's runtime;
 2. ``compile(source, batch_size) -> Artifact``, once per configuration in the engine's process
@@ -141,6 +141,10 @@ class PreparedModel(ABC):
     def lane(self, worker: int) -> Lane:
         """The lane of worker ``worker`` (0-based); each worker gets its own."""
 
+    def report(self) -> Dict[str, Any]:
+        """Device figures for the result once measuring is over (peak memory...)."""
+        return {}
+
     def close(self) -> None:
         """Release what ``load`` took (device memory, a runtime handle)."""
 
@@ -159,8 +163,11 @@ class Backend(ABC):
     #: Said after the known options when an unknown one is given.
     OPTIONS_HINT: ClassVar[str] = ""
 
-    def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(self, options: Optional[Mapping[str, Any]] = None,
+                 device: Optional[str] = None) -> None:
         self.options: Dict[str, Any] = self.check_options(options or {})
+        #: The device name as the plan gives it ("cuda:1", "cuda:all"); the kind by default.
+        self.device = device or self.name
 
     # -- class level: planning, no device touched -------------------------------------------
     @classmethod
@@ -168,15 +175,16 @@ class Backend(ABC):
         return check_options(cls.name, cls.OPTIONS, options, cls.OPTIONS_HINT)
 
     @classmethod
-    def unavailable(cls, options: Mapping[str, Any]) -> Optional[str]:
+    def unavailable(cls, options: Mapping[str, Any], device: str) -> Optional[str]:
         """Why this device cannot be used on this host (None when it can); may import the
         device's packages, so the engine calls it, not the planner."""
         return None
 
     @classmethod
-    def process_env(cls, options: Mapping[str, Any], copy_index: int, copies: int
+    def process_env(cls, device: str, options: Mapping[str, Any], copy_index: int, copies: int
                     ) -> Dict[str, str]:
-        """Environment variables copy ``copy_index`` of ``copies`` must start its process with."""
+        """Environment variables copy ``copy_index`` of ``copies`` on ``device`` must start its
+        process with."""
         return {}
 
     # -- instance: in the engine's process and in each copy ---------------------------------

@@ -85,7 +85,7 @@ class FakePrepared(PreparedModel):
             i = calls[0]
             calls[0] = i + 1
             if i == fail_after:
-                raise FakeDeviceError(f"fake device: inference {i} failed (fail_on = \"infer\")")
+                raise _failure(options, f"fake device: inference {i} failed (fail_on = \"infer\")")
             if i == hang_after:
                 threading.Event().wait()  # a device call that never returns
             if handler is not None:
@@ -100,6 +100,18 @@ class FakePrepared(PreparedModel):
                 _spend(spend, busy)
 
         return Lane(infer, infer_on=infer)
+
+
+def _failure(options: Mapping[str, Any], message: str) -> BaseException:
+    """The error a scripted failure raises: the fake device's own, or torch's out-of-memory
+    error (torch.cuda.OutOfMemoryError; a RuntimeError saying so on torch 1.13)."""
+    if options.get("fail_as") != "out_of_memory":
+        return FakeDeviceError(message)
+    import torch
+
+    kind = getattr(torch.cuda, "OutOfMemoryError", None)
+    text = f"CUDA out of memory ({message})"
+    return kind(text) if kind is not None else RuntimeError(text)
 
 
 def _spend(ns: int, busy: bool) -> None:
@@ -123,6 +135,8 @@ class FakeBackend(Backend):
         "decay_ms": Option(float, "extra time of the first decaying call", minimum=0),
         "fail_on": Option(str, "fail this step", choices=("compile", "load", "infer")),
         "fail_after": Option(int, "with fail_on = infer: inferences before the failure", minimum=0),
+        "fail_as": Option(str, "fail as a device error, or as torch's out-of-memory error",
+                          choices=("error", "out_of_memory")),
         "hang_after": Option(int, "this inference never returns", minimum=0),
         "seed": Option(int, "seed of the jitter"),
         "mode": Option(str, "busy: spin on the clock; sleep: release the GIL",
@@ -136,8 +150,8 @@ class FakeBackend(Backend):
     compiled: ClassVar[List[Artifact]] = []
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None,
-                 handler: Optional[Handler] = None) -> None:
-        super().__init__(options)
+                 device: Optional[str] = None, handler: Optional[Handler] = None) -> None:
+        super().__init__(options, device)
         if handler is None and "handler" in self.options:
             from ..models import load_callable
 
@@ -154,7 +168,7 @@ class FakeBackend(Backend):
         return checked
 
     @classmethod
-    def process_env(cls, options: Mapping[str, Any], copy_index: int, copies: int
+    def process_env(cls, device: str, options: Mapping[str, Any], copy_index: int, copies: int
                     ) -> Dict[str, str]:
         # What NEURON_RT_VISIBLE_CORES is to a Neuron copy: proof that the seam works.
         return {"LATENCY_TUI_FAKE_COPY": f"{copy_index}/{copies}"}
@@ -167,7 +181,7 @@ class FakeBackend(Backend):
     def compile(self, source: Any, batch_size: int) -> Artifact:
         started = time.perf_counter()
         if self.options.get("fail_on") == "compile":
-            raise FakeDeviceError("fake device: compile failed (fail_on = \"compile\")")
+            raise _failure(self.options, "fake device: compile failed (fail_on = \"compile\")")
         _spend(int(self.options.get("compile_ms", 0.0) * 1e6), busy=False)
         artifact = Artifact(key=self.cache_key(source, batch_size), backend=self.name,
                             batch_size=batch_size, compile_s=time.perf_counter() - started,
@@ -180,5 +194,5 @@ class FakeBackend(Backend):
         source.load()  # the model is loaded as on any device (its facts, its errors), never run
         _spend(int(self.options.get("load_ms", 0.0) * 1e6), busy=False)
         if self.options.get("fail_on") == "load":
-            raise FakeDeviceError("fake device: load failed (fail_on = \"load\")")
+            raise _failure(self.options, "fake device: load failed (fail_on = \"load\")")
         return FakePrepared(self, artifact.batch_size, copy_index)

@@ -1,0 +1,155 @@
+"""The CUDA backend's logic, on a machine with no GPU: device names and placement, the lanes and
+their events through the real engine (on a stand-in accelerator), the trace cache, the
+synchronisation self-check, out-of-memory handling, and the clear refusal of CUDA here."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from fake_accel import FakeAccel
+from helpers import fake_plan
+from latency_tui.core.backends import check_device
+from latency_tui.core.backends.accel import Accel
+from latency_tui.core.backends.cuda import REMAPPED, CudaBackend, device_index
+from latency_tui.core.checks import sync_check
+from latency_tui.core.engine import Engine
+from latency_tui.core.errors import UserError
+from latency_tui.core.stats import summarize
+
+
+def cuda_plan(**options):
+    plan = fake_plan(model="builtin:mlp", device_name="cpu", duration_s=0.3, **options)
+    return plan
+
+
+def engine_on(plan, accel, options=None, device="cuda"):
+    def factory(config):
+        return CudaBackend(options or {}, device, accel=accel)
+
+    events = []
+    return Engine(plan, events.append, backend_factory=factory), events
+
+
+@pytest.mark.parametrize("device, copy, count, expected", [
+    ("cuda", 3, 4, 0), ("cuda:2", 0, 4, 2), ("cuda:all", 5, 4, 1), ("cuda:all", 2, 2, 0),
+])
+def test_each_copy_finds_its_gpu(device, copy, count, expected, monkeypatch):
+    monkeypatch.delenv(REMAPPED, raising=False)
+    assert device_index(device, copy, count) == expected
+
+
+def test_a_process_copy_sees_its_gpu_as_cuda_0(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    env = CudaBackend.process_env("cuda:all", {}, 4, 8)
+    assert env == {"CUDA_VISIBLE_DEVICES": "1", REMAPPED: "1"}
+    monkeypatch.setenv(REMAPPED, "1")
+    assert device_index("cuda:3", 0) == 0
+
+
+@pytest.mark.parametrize("name, ok", [("cuda", True), ("cuda:0", True), ("cuda:all", True),
+                                      ("cuda:x", False), ("cuda:", False), ("cpu:1", False)])
+def test_device_names(name, ok):
+    if ok:
+        assert check_device(name) == name
+    else:
+        with pytest.raises(UserError):
+            check_device(name)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"compile": "jit"}, "not one of eager, trace, compile, graph"),
+    ({"precision": "fp8"}, "not one of fp32, fp16, bf16"),
+    ({"channels_last": 1}, "is not a bool"),
+    ({"streams": 2}, "unknown for the cuda device"),
+])
+def test_cuda_options_are_checked_when_planning(options, message):
+    with pytest.raises(UserError, match=message):
+        CudaBackend.check_options(options)
+
+
+def test_cuda_on_a_cpu_only_torch_says_why():
+    import torch
+
+    if getattr(torch.version, "cuda", None) is not None and torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    reason = CudaBackend.unavailable({}, "cuda")
+    assert reason and ("CPU-only build" in reason or "no NVIDIA driver" in reason)
+
+
+def test_every_worker_has_its_own_stream_and_waits_on_its_own_event():
+    accel = FakeAccel()
+    engine, events = engine_on(cuda_plan(copies=(2,), workers=(2,)), accel)
+    (result,) = engine.run()
+    assert result.status == "finished", result.error
+    assert len(accel.streams) == 4  # one per lane: 2 copies x 2 workers
+    assert "device.synchronize" not in accel.calls  # never the whole device
+    # One wait per inference, warm-up included, each on its lane's end event.
+    assert accel.calls["event.synchronize"] >= result.samples
+    assert result.device_latency is not None and result.device_latency.count == result.samples
+    assert result.device_latency["p50"] < result.latency["p50"]
+    assert result.details["device_memory"][0]["peak_allocated_mb"] == 12.5
+    assert not [w for w in result.warnings if "host time" in w]  # device 90 % of host: fine
+
+
+def test_trace_compiles_once_per_batch_size_and_reuses_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    plan = cuda_plan(batch_sizes=(1, 4))
+    first, _ = engine_on(plan, FakeAccel(), {"compile": "trace"})
+    results = first.run()
+    assert [r.status for r in results] == ["finished", "finished"], [r.error for r in results]
+    cached = list((tmp_path / "latency-tui" / "cache" / "cuda").glob("*.pt"))
+    assert len(cached) == 2  # one per batch size
+    again, events = engine_on(plan, FakeAccel(), {"compile": "trace"})
+    results = again.run()
+    assert all(r.details["compile_s"] == 0.0 for r in results)  # taken from the cache
+    other, _ = engine_on(cuda_plan(batch_sizes=(1,)), FakeAccel(),
+                         {"compile": "trace", "precision": "bf16", "cast": "cast"})
+    (result,) = other.run()
+    assert result.status == "finished", result.error
+    assert len(list(cached[0].parent.glob("*.pt"))) == 3  # another precision, another key
+
+
+@pytest.mark.parametrize("host_ms, device_ms, words", [
+    (1.0, 0.95, None),
+    (0.1, 1.0, "returned before the work finished"),
+    (5.0, 1.0, "try CUDA graphs"),
+    (0.06, 0.02, None),  # 3x, but only 40 us of overhead: not worth a word
+])
+def test_the_synchronisation_self_check(host_ms, device_ms, words):
+    host = summarize([int(host_ms * 1e6)] * 100)
+    device = summarize([int(device_ms * 1e6)] * 100)
+    warnings = sync_check(host, device)
+    assert (words is None and warnings == []) or (words and words in warnings[0])
+
+
+def test_out_of_memory_fails_that_configuration_and_the_next_one_runs():
+    plan = fake_plan(batch_sizes=(64, 1), fail_on="infer", fail_after=5, fail_as="out_of_memory",
+                     duration_s=0.2)
+    results = Engine(plan, lambda e: None).run()
+    assert results[0].status == "failed" and results[0].error_kind == "out_of_memory"
+    assert "CUDA out of memory" in results[0].error
+    # The fake fails every configuration the same way; what matters is that the sweep went on.
+    assert len(results) == 2
+
+
+def test_the_generic_api_is_used_where_torch_has_it():
+    calls = []
+
+    class Legacy:  # torch 1.13: no torch.Stream, torch.Event or torch.accelerator
+        cuda = types.SimpleNamespace(
+            Stream=lambda device: calls.append(("cuda.Stream", device)) or "s",
+            Event=lambda enable_timing: calls.append(("cuda.Event", enable_timing)) or "e",
+            stream=lambda s: calls.append(("cuda.stream", s)) or "ctx",
+            synchronize=lambda d: calls.append(("cuda.synchronize", d)))
+
+    legacy = Accel(Legacy)
+    assert not legacy.generic
+    legacy.stream(0), legacy.event(0), legacy.on_stream("s"), legacy.synchronize(0)
+    assert [c[0] for c in calls] == ["cuda.Stream", "cuda.Event", "cuda.stream",
+                                     "cuda.synchronize"]
+    import torch
+
+    assert Accel(torch).generic == all(hasattr(torch, n) for n in ("Stream", "Event",
+                                                                   "accelerator"))
