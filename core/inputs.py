@@ -48,7 +48,7 @@ def _from_spec(loaded: LoadedModel, spec: InputSpec, batch_size: int) -> Optiona
     if spec.texts:
         return _tokenize(loaded, spec, batch_size)
     if spec.tensors:
-        return _synthesise(spec, batch_size)
+        return synthesise(spec, batch_size)
     return None
 
 
@@ -67,7 +67,7 @@ def _tokenize(loaded: LoadedModel, spec: InputSpec, batch_size: int) -> Dict[str
     return dict(encoded.items())
 
 
-def _synthesise(spec: InputSpec, batch_size: int) -> Inputs:
+def synthesise(spec: InputSpec, batch_size: int) -> Inputs:
     import torch
 
     per_row = sum(math.prod(t.shape) * _itemsize(_dtype(t.dtype, f"inputs.tensors[{i}]"))

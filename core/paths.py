@@ -12,15 +12,26 @@ APP_NAME = "latency-tui"
 
 
 def config_dir() -> Path:
-    from platformdirs import user_config_dir
-
+    try:
+        from platformdirs import user_config_dir
+    except ImportError:  # a bare host (a GPU box with only the engine's packages): XDG's way
+        return _xdg("XDG_CONFIG_HOME", ".config")
     return Path(user_config_dir(APP_NAME))
 
 
 def data_dir() -> Path:
-    from platformdirs import user_data_dir
-
+    try:
+        from platformdirs import user_data_dir
+    except ImportError:
+        return _xdg("XDG_DATA_HOME", ".local/share")
     return Path(user_data_dir(APP_NAME))
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    import os
+
+    root = os.environ.get(variable) or str(Path.home() / fallback)
+    return Path(root) / APP_NAME
 
 
 def sessions_dir() -> Path:

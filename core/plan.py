@@ -16,7 +16,7 @@ from typing import Any, Optional, Tuple
 from .backends import backend_class, check_device
 from .errors import UserError
 from .limits import check_plan_limits
-from .presets import MAX_SECONDS, Preset
+from .presets import ALL, MAX_SECONDS, Preset
 from .specs import COPY_MODES, ModelSpec, RunConfig, RunPlan, StopRule
 
 
@@ -104,14 +104,26 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
         what = "--copy-mode" if o.copy_mode else f"{where}: run.copy_mode"
         raise UserError(f"{what} {copy_mode!r}: the {device} device runs copies as "
                         f"{' or '.join(backend.copy_modes)}")
+    copies = tuple(o.copies or run.copies)
+    if ALL in copies:
+        units = backend.units(device_options, device)
+        if units is None:
+            raise UserError(f"{where}: run.copies \"all\": the {device} device cannot say how "
+                            f"many copies that is on this host (give numbers)")
+        copies = tuple(dict.fromkeys(units if c == ALL else c for c in copies))
     axes = {"batch_sizes": tuple(o.batch_sizes or run.batch_sizes),
-            "copies": tuple(o.copies or run.copies), "workers": tuple(o.workers or run.workers)}
+            "copies": copies, "workers": tuple(o.workers or run.workers)}
     check_plan_limits(
         batch_sizes=axes["batch_sizes"], copies=axes["copies"], workers=axes["workers"],
         copy_mode=copy_mode, source=model.source,
         what=tuple(flag if given else f"{where}: run.{field}" for flag, given, field in (
             ("--batch-sizes", o.batch_sizes, "batch_sizes"), ("--copies", o.copies, "copies"),
             ("--workers", o.workers, "workers"))))
+    for count in axes["copies"]:
+        problem = backend.plan_check(device_options, device, count)
+        if problem:
+            what = "--copies" if o.copies else f"{where}: run.copies"
+            raise UserError(f"{what} {count}: {problem}")
     configs = tuple(
         RunConfig(device=device, batch_size=b, copies=c, workers_per_copy=w, copy_mode=copy_mode,
                   threads_per_copy=run.threads_per_copy, device_options=dict(device_options))

@@ -25,6 +25,8 @@ else:  # pragma: no cover - exercised on the Python 3.9 stack
     import tomli as tomllib
 
 DEFAULT_PRESET = "cpu-mlp"
+#: ``copies = "all"``: one copy per device unit (NeuronCore), resolved when planning.
+ALL = -1
 #: The longest duration, warm-up or timeout accepted: a week (a longer one is a typo).
 MAX_SECONDS = 7 * 24 * 3600.0
 #: Bounds on any preset: its size, nesting, list lengths and string lengths.
@@ -176,13 +178,20 @@ class _Fields:
             raise self.fail(key, f"must be {'>= 0' if allow_zero else '> 0'}, not {value!r}")
         return value
 
-    def int_list(self, key: str, default: Tuple[int, ...]) -> Tuple[int, ...]:
+    def int_list(self, key: str, default: Tuple[int, ...], *, allow_all: bool = False
+                 ) -> Tuple[int, ...]:
+        """Positive integers; with ``allow_all``, also "all" (kept as ``ALL``: the planner makes
+        it as many as the device has, one copy per NeuronCore)."""
         value = self.table.get(key, list(default))
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
             value = [value]
+        if allow_all and isinstance(value, list):
+            value = [ALL if v == "all" else v for v in value]
         if (not isinstance(value, list) or not value
-                or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)):
-            raise self.fail(key, f"must be a list of positive integers, not {value!r}")
+                or any(isinstance(v, bool) or not isinstance(v, int) or (v <= 0 and v != ALL)
+                       for v in value)):
+            extra = ' (or "all")' if allow_all else ""
+            raise self.fail(key, f"must be a list of positive integers{extra}, not {value!r}")
         return tuple(dict.fromkeys(value))
 
 
@@ -225,7 +234,7 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
     run = RunSection(
         device=r.string("device", "cpu"),
         batch_sizes=r.int_list("batch_sizes", (1,)),
-        copies=r.int_list("copies", (1,)),
+        copies=r.int_list("copies", (1,), allow_all=True),
         workers=r.int_list("workers", (1,)),
         copy_mode=copy_mode,
         threads_per_copy=r.number("threads_per_copy", None, integer=True),

@@ -60,10 +60,15 @@ class ModelSource:
             return module
 
     def batch(self, batch_size: int) -> Any:
-        """The inputs of one call at ``batch_size`` (a tuple or a dict), built on the host."""
-        from .inputs import build_inputs
+        """The inputs of one call at ``batch_size`` (a tuple or a dict), built on the host.
+        Synthetic tensors need no model: a compiled model that must not be loaded here (a
+        Neuron one would touch its runtime) can still be given its inputs."""
+        from .inputs import build_inputs, synthesise
 
-        return build_inputs(self.load(), self.input_spec, batch_size)
+        spec = self.input_spec
+        if spec.tensors and not spec.texts and self._loaded is None:
+            return synthesise(spec, batch_size)
+        return build_inputs(self.load(), spec, batch_size)
 
     def steps(self) -> Tuple[Optional[Callable[[Any], Any]], Optional[Callable[[Any], Any]]]:
         """The preprocess and postprocess callables (None where the spec has none)."""

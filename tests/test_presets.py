@@ -78,7 +78,7 @@ def test_a_bad_preset_names_the_file_and_the_field(write_preset, text, message):
 
 @pytest.mark.parametrize("overrides, message", [
     (Overrides(device="tpu"), "--device 'tpu': unknown device"),
-    (Overrides(device="neuron"), "not in this version yet"),
+    (Overrides(device="neuron:1"), "the neuron device takes no index"),
     (Overrides(device="cuda:one"), "give cuda, cuda:N"),
     (Overrides(model="builtin:nope"), "unknown built-in model"),
     (Overrides(model="no_such_module_xyz:Net"), "no module named 'no_such_module_xyz'"),

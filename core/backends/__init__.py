@@ -18,10 +18,7 @@ _REGISTRY: Dict[str, str] = {
     "cpu": "latency_tui.core.backends.cpu:CpuBackend",
     "fake": "latency_tui.core.backends.fake:FakeBackend",
     "cuda": "latency_tui.core.backends.cuda:CudaBackend",
-}
-#: Devices on the road map, so that asking for one says so rather than "unknown".
-_PLANNED = {
-    "neuron": "the Neuron backend is not in this version yet (planned: inf1/inf2/trn1)",
+    "neuron": "latency_tui.core.backends.neuron:NeuronBackend",
 }
 
 __all__ = [
@@ -45,14 +42,12 @@ def check_device(name: str, *, what: str = "device") -> str:
     kind = device_kind(name)
     if kind in _REGISTRY:
         _, colon, index = name.partition(":")
-        if colon and kind in ("cpu", "fake"):
+        if colon and kind in ("cpu", "fake", "neuron"):
             raise UserError(f"{what} {name!r}: the {kind} device takes no index")
         if colon and not (index.isdigit() or index == "all"):
             raise UserError(f"{what} {name!r}: give {kind}, {kind}:N (a GPU index) or "
                             f"{kind}:all (copy i on device i mod n)")
         return name
-    if kind in _PLANNED:
-        raise UserError(f"{what} {name!r}: {_PLANNED[kind]}")
     raise UserError(f"{what} {name!r}: unknown device (choose from {', '.join(_REGISTRY)})")
 
 

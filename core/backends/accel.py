@@ -17,12 +17,15 @@ class Accel:
     """What a backend needs of an accelerator: a stream, a timing event, a stream context for a
     worker thread, a device-wide synchronize, and memory figures."""
 
-    def __init__(self, torch: Any) -> None:
+    def __init__(self, torch: Any, kind: str = "cuda") -> None:
         self.torch = torch
+        self.kind = kind
         self.generic = all(hasattr(torch, name) for name in ("Stream", "Event", "accelerator"))
+        if kind != "cuda" and not self.generic:
+            raise RuntimeError(f"the {kind} device needs torch's device-generic API (torch 2.6+)")
 
     def device(self, index: int) -> Any:
-        return self.torch.device("cuda", index)
+        return self.torch.device(self.kind, index)
 
     def stream(self, device: Any) -> Any:
         if self.generic:
@@ -62,11 +65,12 @@ class Accel:
             out["peak_allocated_mb"] = memory.max_memory_allocated(device) / 1e6
             out["peak_reserved_mb"] = memory.max_memory_reserved(device) / 1e6
         with contextlib.suppress(Exception):
-            free, total = self.torch.cuda.mem_get_info(device)
+            free, total = (self.torch.cuda.mem_get_info(device) if self.kind == "cuda" else
+                           self.torch.accelerator.get_memory_info(device))
             out["device_used_mb"] = (total - free) / 1e6
             out["device_total_mb"] = total / 1e6
         return out
 
     def empty_cache(self) -> None:
         with contextlib.suppress(Exception):
-            self.torch.cuda.empty_cache()
+            (self._memory() if self.generic else self.torch.cuda).empty_cache()

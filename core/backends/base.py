@@ -181,6 +181,18 @@ class Backend(ABC):
         return None
 
     @classmethod
+    def plan_check(cls, options: Mapping[str, Any], device: str, copies: int) -> Optional[str]:
+        """What this host's device cannot take of a configuration (more copies than cores),
+        found cheaply when planning; None when it can, or when it cannot tell yet."""
+        return None
+
+    @classmethod
+    def units(cls, options: Mapping[str, Any], device: str) -> Optional[int]:
+        """How many copies ``copies = "all"`` means here (one per NeuronCore), None if this
+        device has no such count or it cannot be read."""
+        return None
+
+    @classmethod
     def process_env(cls, device: str, options: Mapping[str, Any], copy_index: int, copies: int
                     ) -> Dict[str, str]:
         """Environment variables copy ``copy_index`` of ``copies`` on ``device`` must start its

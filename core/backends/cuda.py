@@ -93,7 +93,9 @@ def cuda_unavailable(device: str) -> Optional[str]:
     return None
 
 
-class CudaPrepared(PreparedModel):
+class StreamPrepared(PreparedModel):
+    """A model on a stream-and-event accelerator (CUDA; the native Neuron device too)."""
+
     def __init__(self, module: Callable[..., Any], inputs: Any, device: Any, accel: Accel,
                  options: Mapping[str, Any]) -> None:
         self.module, self.inputs, self.device, self.accel = module, inputs, device, accel
@@ -112,7 +114,7 @@ class CudaPrepared(PreparedModel):
                 stack.enter_context(torch.inference_mode())
                 if autocast:
                     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-                    stack.enter_context(torch.autocast("cuda", dtype=dtype))
+                    stack.enter_context(torch.autocast(self.accel.kind, dtype=dtype))
                 yield
         return context
 
@@ -289,7 +291,7 @@ class CudaBackend(Backend):
         if self.options.get("compile") == "compile":
             kwargs = {"mode": self.options["compile_mode"]} if "compile_mode" in self.options else {}
             module = torch.compile(module, **kwargs)
-        return CudaPrepared(module, inputs, device, self.accel, self.options)
+        return StreamPrepared(module, inputs, device, self.accel, self.options)
 
 
 def to_device(inputs: Any, device: Any, dtype: Any = None, layout: Any = None) -> Any:
