@@ -35,6 +35,13 @@ from .streams import Block, ConfigStreams, SampleStream
 OVERRIDE_FIELDS = tuple(Overrides.__dataclass_fields__)
 
 
+def describe_devices() -> list:
+    """Every device kind this host could run, and why not where it cannot."""
+    from .devices import describe
+
+    return describe()
+
+
 def check_available(plan: RunPlan) -> None:
     """Refuse, before anything runs, a plan whose device this host cannot run (a CPU-only torch,
     no driver, no such GPU): a ``UserError`` saying why. Imports the device's packages."""
@@ -61,7 +68,8 @@ __all__ = [
     "EngineProcessError", "ISOLATIONS", "LatencySummary", "PERCENTILES", "Monitor", "OVERRIDE_FIELDS",
     "Overrides", "Preset", "Reading", "RunHandle", "RunPlan", "SampleStream", "Session",
     "SessionRecorder", "StaticMonitor", "Throughput", "Timeline", "UserError", "build_plan",
-    "check_available", "check_sources", "check_writable", "config_dir", "data_dir", "default_monitors",
+    "check_available", "describe_devices", "check_sources", "check_writable", "config_dir",
+    "data_dir", "default_monitors",
     "describe_error", "list_presets", "needs_folder", "load_preset", "load_session",
     "parse_int_list", "plan_with", "poll_all", "real_stdio", "safe_name", "save_session",
     "session_path", "session_target", "sessions_dir", "start", "throughput_avg_peak",

@@ -32,6 +32,7 @@ from .events import (
 from .host import auto_threads, host_facts
 from .measurement import ConfigResult
 from .monitors import Monitor, MonitorSampler, default_monitors
+from .monitors.sampler import utilisation_warnings
 from .procs import ProcessCopy
 from .source import ModelSource
 from .specs import RunConfig, RunPlan
@@ -300,6 +301,7 @@ class Engine:
                 f"an inference was still running {self.stop_grace_s:g} s after measuring should "
                 "have ended (a device call that never returned)", "timeout")
         utilisation = self._sampler.end()
+        monitor_details = self._sampler.details()
         device_reports = [each.device_report() for each in copies]
         now_ns = perf_counter_ns()  # for a copy that ended without saying when (it died)
         end_ns = max((each.end_ns or now_ns for each in copies), default=start_ns)
@@ -313,6 +315,7 @@ class Engine:
         latency = streams.latency.summary()
         device_latency = streams.device.summary() if streams.device is not None else None
         warnings.extend(sync_check(latency, device_latency))
+        warnings.extend(utilisation_warnings(utilisation))
         spread = (max(first_starts.values()) - min(first_starts.values())) / 1e6 \
             if first_starts else None
         return ConfigResult(
@@ -347,6 +350,7 @@ class Engine:
                 "artifact": artifact.key,
                 "sample_cap": plan.sample_cap,
                 **({"device_memory": device_reports} if any(device_reports) else {}),
+                **monitor_details,
             },
         )
 

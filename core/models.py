@@ -92,6 +92,8 @@ def _check(spec: ModelSpec) -> None:
     elif scheme == "hf":
         if rest.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(rest)):
             raise UserError(f"{label}: no such directory {rest}")
+    elif spec.source.endswith(".json"):
+        pass  # a NeuronPerf model index: the Neuron backend reads it
     elif ":" in spec.source and not spec.source.startswith("torchscript:"):
         _resolve_reference(spec.source, label)
     for what, ref in (("model.preprocess", spec.preprocess), ("model.postprocess", spec.postprocess)):

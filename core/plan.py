@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-from .backends import backend_class, check_device
+from .backends import backend_class, check_device, device_kind
 from .errors import UserError
 from .limits import check_plan_limits
 from .presets import ALL, MAX_SECONDS, Preset
@@ -63,7 +63,15 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
             raise UserError(f"{what}: must not be empty")
     device = check_device(o.device if o.device is not None else run.device,
                           what="--device" if o.device is not None else f"{where}: run.device")
-    copy_mode = o.copy_mode or run.copy_mode
+    backend = backend_class(device)
+    # A preset that does not say how copies run gets the device's first way (a Neuron copy is
+    # always a process of its own).
+    given = isinstance(preset.data.get("run"), dict) and "copy_mode" in preset.data["run"]
+    # And a preset's copy mode does not follow it onto a device given on the command line that
+    # cannot run copies that way.
+    if given and o.device is not None and run.copy_mode not in backend.copy_modes:
+        given = False
+    copy_mode = o.copy_mode or (run.copy_mode if given else backend.copy_modes[0])
     if copy_mode not in COPY_MODES:
         raise UserError(f"--copy-mode: {copy_mode!r} is not one of {', '.join(COPY_MODES)}")
     for what, value in (("--duration", o.duration_s), ("--warmup-max", o.warmup_max_s),
@@ -83,6 +91,9 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
         postprocess=resolve_source(model.postprocess, base) if model.postprocess else None,
     )
     check_model_source(model.source, what="--model" if o.model else f"{where}: model.source")
+    if model.source.endswith(".json") and device_kind(device) != "neuron":
+        raise UserError(f"{where}: model.source {model.source!r} is a NeuronPerf model index: "
+                        f"its models run on the neuron device, not {device}")
 
     stop = preset.stop
     if o.duration_s is not None or o.samples is not None:
@@ -95,7 +106,6 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
     if o.warmup_max_s is not None:
         warmup = replace(warmup, max_s=o.warmup_max_s, min_s=min(warmup.min_s, o.warmup_max_s))
 
-    backend = backend_class(device)
     try:  # the [device] options, checked now (and without creating a backend), not mid-run
         device_options = backend.check_options(preset.device_options)
     except UserError as exc:
@@ -187,7 +197,7 @@ def resolve_source(source: str, base: Optional[Path]) -> str:
         if source.startswith(prefix):
             rest = source[len(prefix):]
             if rest and not Path(rest).is_absolute() and (base / rest).exists() and (
-                    prefix or rest.endswith((".pt", ".ts", ".torchscript"))):
+                    prefix or rest.endswith((".pt", ".ts", ".torchscript", ".json"))):
                 return f"{prefix}{base / rest}"
     return source
 
@@ -211,6 +221,10 @@ def check_model_source(source: str, *, what: str) -> None:
         path = rest if scheme == "torchscript" else source
         if not Path(path).expanduser().is_file():
             raise UserError(f"{what} {source!r}: no such TorchScript file {path}")
+        return
+    if not sep and source.endswith(".json"):
+        if not Path(source).expanduser().is_file():
+            raise UserError(f"{what} {source!r}: no such NeuronPerf model index {source}")
         return
     file_source = _split_file_source(source)
     if file_source:

@@ -107,7 +107,7 @@ def models_file(tmp_path: Path) -> Path:
 
 
 def test_builtins_are_listed():
-    assert set(BUILTINS) == {"noop", "mlp", "bert"}
+    assert set(BUILTINS) == {"noop", "mlp", "bert", "resnet50"}
 
 
 def test_noop_is_a_plain_callable_with_empty_inputs():

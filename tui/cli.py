@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress display")
 
     sub.add_parser("presets", help="list the presets (built-in and user)")
+    devices = sub.add_parser("devices", help="list the devices this host can run, and why not")
+    devices.add_argument("--json", action="store_true", help="as JSON")
     show = sub.add_parser("show", help="print the results table of a saved session")
     show.add_argument("session", metavar="SESSION.json")
     return parser
@@ -112,6 +114,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _run(args)
         if args.command == "presets":
             return _presets()
+        if args.command == "devices":
+            return _devices(args.json)
         if args.command == "show":
             return _show(args.session)
         return _tui(args.preset)
@@ -267,6 +271,33 @@ def _presets() -> int:
     console = output_console()
     console.print(table)
     console.print(Text(f"user presets: {single_line(user_preset_dir())}/*.toml"), soft_wrap=True)
+    return EXIT_OK
+
+
+def _devices(as_json: bool) -> int:
+    import json
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..core.api import describe_devices
+    from .headless import output_console
+
+    entries = describe_devices()
+    if as_json:
+        print(json.dumps(entries, indent=2, default=str))
+        return EXIT_OK
+    table = Table(header_style="bold")
+    for name in ("device", "available", "what", "why not / notes"):
+        table.add_column(name)
+    for entry in entries:
+        what = "; ".join(", ".join(f"{k} {v}" for k, v in d.items() if v not in (None, [], ""))
+                         for d in entry["devices"]) or "-"
+        notes = "; ".join(str(entry[k]) for k in ("reason", "monitor", "api", "instance_type")
+                          if entry.get(k))
+        table.add_row(entry["kind"], "yes" if entry["available"] else "no",
+                      Text(single_line(what, 300)), Text(single_line(notes, 400)))
+    output_console().print(table)
     return EXIT_OK
 
 

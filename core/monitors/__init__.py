@@ -26,14 +26,29 @@ __all__ = [
 
 
 def default_monitors(device: str = "cpu") -> List[Monitor]:
-    """The monitors for a device: host CPU and memory always; for an accelerator whose monitor
-    is not built yet, a placeholder that says so."""
+    """The monitors for a device: host CPU and memory always; the GPUs through NVML for CUDA,
+    the NeuronCores through neuron-monitor for Neuron, or, when that cannot be read here, a
+    placeholder that says why."""
     monitors: List[Monitor] = [CpuMonitor(), MemoryMonitor()]
     kind = device.split(":", 1)[0]
     if kind == "cuda":
-        monitors.append(UnavailableMonitor("gpu", "no NVML monitor in this version"))
+        from .nvml import NvmlMonitor, NvmlUnavailable, load_nvml
+
+        try:
+            monitors.append(NvmlMonitor(nvml=load_nvml()))
+        except NvmlUnavailable as exc:
+            monitors.append(UnavailableMonitor("gpu", exc.reason))
     elif kind == "neuron":
-        monitors.append(UnavailableMonitor("neuroncore", "no neuron-monitor in this version"))
+        import shutil
+
+        from .neuron import NeuronMonitor
+
+        if shutil.which("neuron-monitor") is None:
+            monitors.append(UnavailableMonitor(
+                "neuroncore", "neuron-monitor not found: the Neuron tools (aws-neuronx-tools) "
+                              "are not installed"))
+        else:
+            monitors.append(NeuronMonitor())
     return monitors
 
 

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..neuron.tools import NOT_INSTALLED, MonitorReport, monitor_config, parse_monitor_line
 from ..text import single_line
@@ -127,6 +127,14 @@ class NeuronMonitor:
         self.close()
 
     # -- reading ----------------------------------------------------------------------------
+
+    def details(self) -> Dict[str, Any]:
+        """For the configuration's result: the Neuron runtime's own latency percentiles (ms),
+        total and device side, so that a user sees what the host adds."""
+        report = self.latest()
+        if report is None or not report.latency_ms:
+            return {}
+        return {"runtime_latency_ms": report.latency_ms}
 
     def latest(self) -> Optional[MonitorReport]:
         """The newest report (the runtimes' own latency percentiles are in it), or None."""

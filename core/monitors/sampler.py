@@ -67,6 +67,18 @@ class MonitorSampler:
             frames, self._window = self._window or [], None
         return summarise(frames)
 
+    def details(self) -> Dict[str, Any]:
+        """What monitors with more to say than readings add to a result (``details()``)."""
+        out: Dict[str, Any] = {}
+        for monitor in self.monitors:
+            extra = getattr(monitor, "details", None)
+            if extra is not None:
+                try:
+                    out.update(extra())
+                except Exception:  # a monitor's extras are never worth a failed configuration
+                    pass
+        return out
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -75,6 +87,21 @@ class MonitorSampler:
             close = getattr(monitor, "close", None)
             if close is not None:
                 close()
+
+
+def utilisation_warnings(summary: Dict[str, Dict[str, Any]]) -> List[str]:
+    """What a configuration's utilisation summary says against its figures: a GPU that
+    throttled, or other processes sharing it."""
+    warnings = []
+    for label, entry in summary.items():
+        if entry.get("throttled", {}).get("max", 0) > 0:
+            warnings.append(f"{label} throttled its clocks during the measurement (power, "
+                            "heat or a cap): figures may read slow")
+        others = entry.get("other_processes", {}).get("max", 0)
+        if others > 0:
+            warnings.append(f"{label} was shared with {others:.0f} other process"
+                            f"{'es' if others > 1 else ''} during the measurement")
+    return warnings
 
 
 def summarise(frames: Sequence[Groups]) -> Dict[str, Dict[str, Any]]:

@@ -203,7 +203,7 @@ async def test_p_picks_another_preset(make_app):
         options = app.screen.query_one(OptionList)
         names = [str(options.get_option_at_index(i).id) for i in range(options.option_count)]
         assert options.highlighted == names.index("fake-sweep")  # the current preset
-        await pilot.press("up", "up", "enter")
+        await pilot.press(*["up"] * (names.index("fake-sweep") - names.index("cpu-bert")), "enter")
         assert "preset cpu-bert" in header(app) and "copies 2 x workers 2" in header(app)
         assert app.plan.name == "cpu-bert"
         await pilot.press("p")
