@@ -98,6 +98,19 @@ def test_the_sampler_reads_in_its_own_thread_and_summarises_a_window():
         sampler.close()
 
 
+def test_a_window_shorter_than_the_period_gets_the_newest_frame_not_nothing():
+    sampler = MonitorSampler([StaticMonitor("nc0", [Reading("nc0", 80.0)])], period_s=30)
+    sampler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while sampler.latest() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sampler.begin()  # the next frame is 30 s away: this window catches none
+        assert sampler.end()["nc0"] == {"mean": 80.0, "max": 80.0, "samples": 1}
+    finally:
+        sampler.close()
+
+
 def test_rows_show_absence_as_na_with_the_reason_never_zero():
     text = render_rows([Reading("cpu0", 50.0), Reading("gpu", None, "no NVIDIA driver")], 30, 5)
     lines = text.plain.splitlines()

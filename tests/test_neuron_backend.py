@@ -114,8 +114,10 @@ def test_compiled_once_per_batch_size_cached_and_one_copy_per_core(neuron_host):
     assert sorted(c["batch_size"] for c in configs) == [1, 4]
     assert all(c["status"] == "ok" and c["compile_s"] >= 0 and c["input_shapes"] for c in configs)
     # The NeuronCore monitor's readings and the runtime's own latency reached the results.
-    assert "nc0" in results[0].utilisation
-    assert "runtime_latency_ms" in results[0].details
+    # (Each configuration lasts 0.4 s and the monitors are read once a second: not every
+    # configuration catches a fresh report, and a loaded machine starts the fake tool late.)
+    assert any("nc0" in r.utilisation for r in results)
+    assert any("runtime_latency_ms" in r.details for r in results)
     again = Engine(plan, lambda e: None).run()
     assert all(r.status == "finished" for r in again)
     assert len([r for r in neuron_host() if r["event"] == "trace"]) == 2  # the cache answered

@@ -291,14 +291,28 @@ def _devices(as_json: bool) -> int:
     for name in ("device", "available", "what", "why not / notes"):
         table.add_column(name)
     for entry in entries:
-        what = "; ".join(", ".join(f"{k} {v}" for k, v in d.items() if v not in (None, [], ""))
-                         for d in entry["devices"]) or "-"
-        notes = "; ".join(str(entry[k]) for k in ("reason", "monitor", "api", "instance_type")
-                          if entry.get(k))
+        what = "; ".join(_device_text(d) for d in entry["devices"]) or "-"
+        notes = "; ".join(f"{label}{entry[k]}" for k, label in (
+            ("reason", ""), ("monitor", ""), ("api", "package "), ("instance_type", "instance "))
+            if entry.get(k))
         table.add_row(entry["kind"], "yes" if entry["available"] else "no",
                       Text(single_line(what, 300)), Text(single_line(notes, 400)))
     output_console().print(table)
     return EXIT_OK
+
+
+def _device_text(device: dict) -> str:
+    """One device as words: ``index 0, name NVIDIA H200, ...``; who holds a NeuronCore by pid."""
+    words = []
+    for key, value in device.items():
+        if value in (None, [], ""):
+            continue
+        if key == "held_by":
+            value = ", ".join(f"pid {p['pid']} ({p['command']})" for p in value)
+        elif isinstance(value, list):
+            value = ",".join(map(str, value))
+        words.append(f"{key.replace('_', ' ')} {value}")
+    return ", ".join(words)
 
 
 def _show(path: str) -> int:

@@ -63,8 +63,12 @@ class MonitorSampler:
             self._window = []
 
     def end(self) -> Dict[str, Dict[str, Any]]:
+        """The window's summary. A window shorter than the period may have caught no frame:
+        it then gets the newest one, read at most a period before it ended."""
         with self._lock:
             frames, self._window = self._window or [], None
+            if not frames and self._frame is not None:
+                frames = [self._frame]
         return summarise(frames)
 
     def details(self) -> Dict[str, Any]:
