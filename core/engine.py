@@ -41,6 +41,7 @@ from .strategies import Strategy, Sweep
 from .streams import Block, ConfigStreams
 
 COLLECT_INTERVAL_S = 0.1
+PROGRESS_EVERY_S = 5.0  # how often a long compile says how long it has taken
 #: How far ahead of now the common start instant is set: long enough for every worker to
 #: hear "go" (a message to a process copy takes longer than waking a thread).
 START_LEAD_S = {"thread": 0.02, "process": 0.25}
@@ -143,10 +144,12 @@ class Engine:
         threads = config.threads_per_copy or auto_threads(config.copies)
         self.sink(PhaseChanged(index, "loading", plan.model.source))
         with self._make_backend(config) as backend:
-            if backend.compiles:
-                self.sink(PhaseChanged(index, "compiling", f"batch {config.batch_size}"))
+            compiling = f"batch {config.batch_size}" if backend.compiles else None
+            if compiling:
+                self.sink(PhaseChanged(index, "compiling", compiling))
             artifact = self._interruptible(index, lambda: backend.compile(self._source,
-                                                                            config.batch_size))
+                                                                            config.batch_size),
+                                           compiling)
             # Thread copies share one load per run: only the first configuration's first
             # inference is truly cold; process copies load afresh every time.
             cold = mode == "process" or self._source.loaded is None
@@ -179,9 +182,11 @@ class Engine:
             each.request_stop()
         return [each.job.copy_index for each in copies if not each.close(self.stop_grace_s)]
 
-    def _interruptible(self, index: int, step: Callable[[], Any]) -> Any:
+    def _interruptible(self, index: int, step: Callable[[], Any],
+                       compiling: Optional[str] = None) -> Any:
         """Run ``step`` (a compile, which may take minutes) in a helper thread, so that a stop
-        request ends the wait at once; the step itself is abandoned."""
+        request ends the wait at once; the step itself is abandoned. While a compile runs, its
+        phase is re-announced every ``PROGRESS_EVERY_S`` with the time it has taken so far."""
         outcome: List[Any] = []
 
         def target() -> None:
@@ -192,10 +197,15 @@ class Engine:
 
         helper = threading.Thread(target=target, name="latency-tui-step", daemon=True)
         helper.start()
+        started = announced = time.monotonic()
         while helper.is_alive():
             if self._stop.wait(COLLECT_INTERVAL_S / 2):
                 raise Stopped()
             self._emit_utilisation(index)
+            now = time.monotonic()
+            if compiling and now - announced >= PROGRESS_EVERY_S:
+                announced = now
+                self.sink(PhaseChanged(index, "compiling", f"{compiling}, {now - started:.0f} s"))
         ok, value = outcome[0]
         if not ok:
             raise value

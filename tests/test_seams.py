@@ -86,6 +86,17 @@ def test_compile_runs_once_per_configuration_and_every_copy_loads_it(mode):
     assert phases[:3] == ["loading", "compiling", "warmup"]
 
 
+def test_a_long_compile_says_how_long_it_has_taken(monkeypatch):
+    import latency_tui.core.engine as engine
+
+    monkeypatch.setattr(engine, "PROGRESS_EVERY_S", 0.15)
+    (result,), events = run(fake_plan(compile_ms=700.0, duration_s=0.1))
+    assert result.status == "finished"
+    details = [e.detail for e in events if isinstance(e, PhaseChanged) and e.phase == "compiling"]
+    assert details[0] == "batch 1" and len(details) >= 3
+    assert all(d.startswith("batch 1, ") and d.endswith(" s") for d in details[1:])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/environ")
 def test_a_copy_process_starts_with_its_environment_before_any_import(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENCY_TUI_PROBE_DIR", str(tmp_path))

@@ -150,12 +150,22 @@ class ProgressDisplay:
 
 
 def utilisation_text(groups) -> str:
-    """", cpu 87%, mem 41%": each monitor's summary reading (its first), for the progress line."""
+    """", cpu 87%, mem 41%, gpu0 91%, gpu1 88%": for the progress line, each monitor's summary
+    reading where it has one (cpu, mem), else its devices (up to four by name, more as their
+    mean and max, so that eight GPUs or sixteen NeuronCores still fit one line)."""
     parts = []
-    for _name, readings in groups:
-        for reading in readings[:1]:
-            if reading.percent is not None:
-                parts.append(f"{reading.label} {reading.percent:.0f}%")
+    for name, readings in groups:
+        known = [r for r in readings if r.percent is not None]
+        if not known:
+            continue
+        if not known[0].label[-1:].isdigit():  # a summary of the group comes first
+            parts.append(f"{known[0].label} {known[0].percent:.0f}%")
+        elif len(known) <= 4:
+            parts.extend(f"{r.label} {r.percent:.0f}%" for r in known)
+        else:
+            values = [r.percent for r in known]
+            parts.append(f"{name} x{len(values)} mean {sum(values) / len(values):.0f}% "
+                         f"max {max(values):.0f}%")
     return "".join(f", {part}" for part in parts)
 
 
