@@ -328,6 +328,8 @@ class Engine:
         warnings.extend(utilisation_warnings(utilisation))
         spread = (max(first_starts.values()) - min(first_starts.values())) / 1e6 \
             if first_starts else None
+        timeline = streams.timeline.build(math.ceil(duration_s / streams.timeline.bucket_s)) \
+            if count else None
         return ConfigResult(
             config=config,
             status=status,
@@ -341,10 +343,10 @@ class Engine:
             warmup_stable=stable,
             latency=latency,
             device_latency=device_latency,
-            throughput=throughput(count, duration_s, config.batch_size) if count else None,
-            stages={name: s.summary() for name, s in streams.stages.items() if s.count},
-            timeline=streams.timeline.build(math.ceil(duration_s / streams.timeline.bucket_s))
+            throughput=throughput(count, duration_s, config.batch_size, timeline)
             if count else None,
+            stages={name: s.summary() for name, s in streams.stages.items() if s.count},
+            timeline=timeline,
             utilisation=utilisation,
             warnings=tuple(warnings),
             details={

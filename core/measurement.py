@@ -92,17 +92,31 @@ class LatencySummary:
 
 @dataclass(frozen=True)
 class Throughput:
+    """Inferences and samples (inferences x batch) per second over the measuring time; and, as
+    NeuronPerf reports it, the average and the peak of samples per second in 1-second buckets of
+    completion times (the average leaving out the first and last bucket: ramp-up and cut-off)."""
+
     inferences_per_s: float
     samples_per_s: float
+    avg_samples_per_s: Optional[float] = None
+    peak_samples_per_s: Optional[float] = None
 
-    def to_dict(self) -> Dict[str, float]:
-        return {"inferences_per_s": self.inferences_per_s, "samples_per_s": self.samples_per_s}
+    def to_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"inferences_per_s": self.inferences_per_s,
+                               "samples_per_s": self.samples_per_s}
+        if self.avg_samples_per_s is not None:
+            out["avg_samples_per_s"] = self.avg_samples_per_s
+            out["peak_samples_per_s"] = self.peak_samples_per_s
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> "Throughput":
         f = Fields(data, where)
+        avg, peak = f.number("avg_samples_per_s", None, minimum=0), \
+            f.number("peak_samples_per_s", None, minimum=0)
         return cls(float(f.number("inferences_per_s", minimum=0)),
-                   float(f.number("samples_per_s", minimum=0)))
+                   float(f.number("samples_per_s", minimum=0)),
+                   None if avg is None else float(avg), None if peak is None else float(peak))
 
 
 @dataclass(frozen=True)

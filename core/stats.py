@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from .histogram import LogHistogram
-from .measurement import PERCENTILES, LatencySummary, Throughput
+from .measurement import PERCENTILES, LatencySummary, Throughput, Timeline
 
 #: Fewer samples than this above a percentile make it an anecdote rather than a statistic.
 MIN_SAMPLES_ABOVE = 10
@@ -207,8 +207,10 @@ def tail_warnings(n: int) -> tuple[str, ...]:
     return tuple(warnings)
 
 
-def throughput(samples: int, duration_s: float, batch_size: int) -> Throughput:
-    """Throughput of ``samples`` timed inferences of ``batch_size`` inputs over ``duration_s``."""
+def throughput(samples: int, duration_s: float, batch_size: int,
+               timeline: Optional[Timeline] = None) -> Throughput:
+    """Throughput of ``samples`` timed inferences of ``batch_size`` inputs over ``duration_s``;
+    with the configuration's ``timeline``, also its average and peak per bucket."""
     if duration_s <= 0:
         raise ValueError(f"duration_s must be positive, not {duration_s!r}")
     if samples < 0:
@@ -216,26 +218,12 @@ def throughput(samples: int, duration_s: float, batch_size: int) -> Throughput:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
     per_s = samples / duration_s
-    return Throughput(inferences_per_s=per_s, samples_per_s=per_s * batch_size)
-
-
-def bucket_throughput(
-    completion_ns: np.ndarray, start_ns: int, batch_size: int, bucket_s: float = 1.0
-) -> tuple[float, float]:
-    """``(average, peak)`` throughput in samples (inferences x batch) per second, NeuronPerf's way,
-    from completion times: counted in ``bucket_s`` buckets from ``start_ns``, then as
-    ``throughput_avg_peak``."""
-    if bucket_s <= 0:
-        raise ValueError(f"bucket_s must be positive, not {bucket_s!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
-    offsets = np.asarray(completion_ns, dtype=np.int64).ravel() - np.int64(start_ns)
-    if offsets.size == 0:
-        raise ValueError("no completions to measure throughput from")
-    if int(offsets.min()) < 0:
-        raise ValueError("a completion time lies before start_ns")
-    counts = np.bincount((offsets // (bucket_s * 1e9)).astype(np.intp))
-    return throughput_avg_peak(counts, bucket_s, batch_size, int(offsets.max()) / 1e9)
+    avg = peak = None
+    if timeline is not None and timeline.inferences:
+        avg, peak = throughput_avg_peak(timeline.inferences, timeline.bucket_s, batch_size,
+                                        duration_s)
+    return Throughput(inferences_per_s=per_s, samples_per_s=per_s * batch_size,
+                      avg_samples_per_s=avg, peak_samples_per_s=peak)
 
 
 def throughput_avg_peak(

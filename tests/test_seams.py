@@ -141,6 +141,10 @@ def test_the_saved_timeline_matches_the_samples(tmp_path):
     for second in range(2):
         assert result.timeline.p99_ms[second] == pytest.approx(
             np.percentile(latency[buckets == second], 99) / 1e6, rel=0.011)
+    # NeuronPerf's throughput figures come from the same seconds (three: the middle one).
+    assert len(counts) == 3
+    assert result.throughput.avg_samples_per_s == pytest.approx(counts[1])
+    assert result.throughput.peak_samples_per_s == pytest.approx(max(counts))
 
 
 class DoubleUntilSlow(Strategy):

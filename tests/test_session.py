@@ -44,7 +44,8 @@ def test_the_file_follows_the_documented_schema(recorded):
         assert RESULT_KEYS <= set(result)
         assert {"device", "batch_size", "copies", "workers_per_copy"} <= set(result["config"])
         assert set(result["latency_ms"]) == LATENCY_KEYS
-        assert set(result["throughput"]) == {"inferences_per_s", "samples_per_s"}
+        assert set(result["throughput"]) == {"inferences_per_s", "samples_per_s",
+                                             "avg_samples_per_s", "peak_samples_per_s"}
         assert set(result["timeline"]) == {"bucket_s", "relative_error", "inferences", "p50_ms",
                                            "p99_ms", "max_ms"}
         assert sum(result["timeline"]["inferences"]) == result["samples"]

@@ -7,14 +7,14 @@ from math import comb
 import numpy as np
 import pytest
 from latency_tui.core.histogram import LogHistogram
-from latency_tui.core.measurement import PERCENTILES
+from latency_tui.core.measurement import PERCENTILES, Timeline
 from latency_tui.core.stats import (
-    bucket_throughput,
     order_statistic_interval,
     percentile,
     summarize,
     summarize_histogram,
     throughput,
+    throughput_avg_peak,
 )
 
 SIZES = (1, 2, 7, 1000, 100001)
@@ -270,13 +270,6 @@ def test_throughput_rejects_bad_arguments(samples: int, duration_s: float,
         throughput(samples, duration_s, batch_size)
 
 
-def completions(start_ns: int, per_bucket: list, bucket_s: float = 1.0) -> np.ndarray:
-    """``per_bucket[i]`` completions spread evenly over bucket ``i``."""
-    times = [start_ns + int((i + (j + 0.5) / count) * bucket_s * 1e9)
-             for i, count in enumerate(per_bucket) for j in range(count)]
-    return np.array(times, dtype=np.int64)
-
-
 @pytest.mark.parametrize(
     ("per_bucket", "batch_size", "bucket_s", "average", "peak"),
     [
@@ -287,24 +280,31 @@ def completions(start_ns: int, per_bucket: list, bucket_s: float = 1.0) -> np.nd
         ([10, 10, 3], 1, 1.0, 10.0, 10.0),
     ],
 )
-def test_bucket_throughput(per_bucket: list, batch_size: int, bucket_s: float,
-                           average: float, peak: float) -> None:
-    start = 123_456_789
-    result = bucket_throughput(completions(start, per_bucket, bucket_s), start, batch_size,
-                               bucket_s=bucket_s)
+def test_throughput_avg_peak(per_bucket: list, batch_size: int, bucket_s: float,
+                             average: float, peak: float) -> None:
+    result = throughput_avg_peak(per_bucket, bucket_s, batch_size, len(per_bucket) * bucket_s)
     assert result == pytest.approx((average, peak))
 
 
-def test_bucket_throughput_short_run_uses_elapsed_time() -> None:
-    start = 10**12
+def test_throughput_avg_peak_of_a_short_run_uses_elapsed_time() -> None:
     # 150 completions over 1.5 s: one full bucket of 100, then 50 in half a bucket.
-    times = start + np.linspace(0.01e9, 1.5e9, 150).astype(np.int64)
-    average, peak = bucket_throughput(times, start, batch_size=2)
+    average, peak = throughput_avg_peak([100, 50], 1.0, 2, 1.5)
     assert average == pytest.approx(2 * 150 / 1.5)
     assert peak >= average
 
 
-@pytest.mark.parametrize(("times", "bucket_s"), [([], 1.0), ([5, 10], 1.0), ([20], 0.0)])
-def test_bucket_throughput_rejects_bad_input(times: list, bucket_s: float) -> None:
+def test_throughput_avg_peak_needs_a_bucket() -> None:
     with pytest.raises(ValueError):
-        bucket_throughput(np.array(times, dtype=np.int64), 6, 1, bucket_s=bucket_s)
+        throughput_avg_peak([], 1.0, 1, 1.0)
+
+
+def test_throughput_with_a_timeline_has_neuronperfs_average_and_peak() -> None:
+    timeline = Timeline(1.0, (10, 100, 120, 100, 30), (None,) * 5, (None,) * 5, (None,) * 5,
+                        0.005)
+    result = throughput(360, 4.5, 2, timeline)
+    assert result.samples_per_s == pytest.approx(2 * 360 / 4.5)
+    assert (result.avg_samples_per_s, result.peak_samples_per_s) == pytest.approx(
+        (2 * 320 / 3, 240.0))
+    assert throughput(360, 4.5, 2).avg_samples_per_s is None
+
+
