@@ -117,9 +117,12 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
     copies = tuple(o.copies or run.copies)
     if ALL in copies:
         units = backend.units(device_options, device)
-        if units is None:
-            raise UserError(f"{where}: run.copies \"all\": the {device} device cannot say how "
-                            f"many copies that is on this host (give numbers)")
+        if units is None:  # the backend's own reason first: no package, no tools, no device
+            reason = backend.unavailable(device_options, device)
+            raise UserError(f"{where}: run.copies \"all\": " + (
+                f"the {device} device is not available here: {reason}" if reason else
+                f"the {device} device cannot say how many copies that is on this host "
+                "(give numbers)"))
         copies = tuple(dict.fromkeys(units if c == ALL else c for c in copies))
     axes = {"batch_sizes": tuple(o.batch_sizes or run.batch_sizes),
             "copies": copies, "workers": tuple(o.workers or run.workers)}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from latency_tui.core.monitors import MonitorSampler, Reading, poll_all
+from latency_tui.core.monitors.sampler import utilisation_warnings
 from latency_tui.core.monitors.neuron import GARBAGE_NOTE_AFTER, NeuronMonitor
 from latency_tui.core.neuron.tools import NOT_INSTALLED, monitor_config
 
@@ -24,6 +25,11 @@ INF1 = (FIXTURES / "neuron-monitor-inf1.xlarge-4procs.jsonl").read_text(encoding
 IDLE = (FIXTURES / "neuron-monitor-trn1.2xlarge-idle.jsonl").read_text(encoding="utf-8").strip()
 INF1_UTILISATION = [2.926414908153532, 3.0803098003189486, 2.517060487060293, 2.488352186334406]
 CORE_MB = (61766864 + 1295008 + 43216) / 1e6
+HOST_MB = 4 * 2605992 / 1e6  # the four runtimes' host memory
+#: The reading for all the cores: their mean utilisation, and the runtimes' own figures.
+INF1_SUMMARY = Reading("nc", sum(INF1_UTILISATION) / 4, "4 runtimes, 187 executions, host 10 MB",
+                       (("executions", 187.0), ("execution_errors", 0.0), ("runtimes", 4.0),
+                        ("host_memory_mb", round(HOST_MB, 3))))
 
 FAKE = """\
 import json, os, signal, sys, time
@@ -104,7 +110,7 @@ def poll_until(monitor, condition, timeout=5.0):
 
 
 def cores(readings):
-    return [r.label for r in readings] == ["nc0", "nc1", "nc2", "nc3"]
+    return [r.label for r in readings] == ["nc", "nc0", "nc1", "nc2", "nc3"]
 
 
 def assert_gone(pid):
@@ -116,8 +122,9 @@ def test_replayed_reports_read_per_core_and_close_leaves_nothing(fake_monitor, t
     monitor = fake_monitor([INF1, INF1], delay=0.3)
     assert monitor.poll() == [Reading("neuroncore", None, "starting neuron-monitor")]
     readings = poll_until(monitor, cores)
-    assert readings == [Reading(f"nc{i}", value, "63 MB", (("device_memory_mb", round(CORE_MB, 3)),))
-                        for i, value in enumerate(INF1_UTILISATION)]
+    assert readings == [INF1_SUMMARY] + [
+        Reading(f"nc{i}", value, "63 MB", (("device_memory_mb", round(CORE_MB, 3)),))
+        for i, value in enumerate(INF1_UTILISATION)]
     (call,) = calls(tmp_path)
     assert call["argv"][0] == "-c" and call["config"] == monitor_config(1.0)
     config_file = Path(call["argv"][1])
@@ -156,9 +163,10 @@ def test_garbage_lines_are_skipped_counted_and_then_mentioned(fake_monitor):
     monitor = fake_monitor([INF1] + garbage + [INF1])
     poll_until(monitor, cores)
     readings = poll_until(monitor, lambda rs: monitor.garbage_lines >= GARBAGE_NOTE_AFTER and cores(rs))
-    assert [r.percent for r in readings] == INF1_UTILISATION
+    assert [r.percent for r in readings[1:]] == INF1_UTILISATION
     assert all(r.note.startswith("63 MB; ") and "unreadable lines from neuron-monitor skipped" in r.note
-               for r in readings)
+               for r in readings[1:])
+    assert "unreadable lines from neuron-monitor skipped" in readings[0].note
 
 
 def test_only_idle_reports_read_as_no_runtime_attached(fake_monitor):
@@ -227,3 +235,119 @@ def test_the_fake_is_really_gone_not_a_zombie(fake_monitor, tmp_path):
     monitor.close()
     with pytest.raises(ChildProcessError):  # already reaped by close()
         os.waitpid(pid, os.WNOHANG)
+
+
+def inf1_with(*, seconds=None, completed=None, failed=0, instance=None) -> dict:
+    """The inf1 report with every runtime's latency percentiles at ``seconds``, ``completed``
+    and ``failed`` (completed_with_err) executions each, and another instance type."""
+    report = json.loads(INF1)
+    for entry in report["neuron_runtime_data"]:
+        stats = entry["report"]["execution_stats"]
+        if seconds is not None:
+            stats["latency_stats"] = {f"{side}_latency": {key: seconds for key in (
+                "p0", "p1", "p25", "p50", "p75", "p99", "p100")} for side in ("total", "device")}
+        if completed is not None:
+            stats["execution_summary"]["completed"] = completed
+        stats["execution_summary"]["completed_with_err"] = failed
+    if instance is not None:
+        report["instance_info"]["instance_type"] = instance
+    return report
+
+
+def test_runtime_figures_reach_the_summary_and_failed_executions_warn(fake_monitor):
+    monitor = fake_monitor([json.dumps(inf1_with(failed=2))])
+    poll_until(monitor, cores)
+    sampler = MonitorSampler([monitor], period_s=0.05).start()
+    try:
+        sampler.begin()
+        time.sleep(0.3)
+        summary = sampler.end()
+    finally:
+        sampler.close()
+    entry = summary["nc"]
+    assert entry["mean"] == pytest.approx(round(sum(INF1_UTILISATION) / 4, 2))
+    assert entry["executions"] == {"mean": 187.0, "max": 187.0}
+    assert entry["execution_errors"] == {"mean": 8.0, "max": 8.0}  # 2 in each of 4 runtimes
+    assert entry["host_memory_mb"]["max"] == pytest.approx(round(HOST_MB, 3))
+    (warning,) = utilisation_warnings(summary)
+    assert warning.startswith("nc: the Neuron runtime reported failed executions") and "8" in warning
+    assert utilisation_warnings({"nc": dict(entry, execution_errors={"mean": 0, "max": 0})}) == []
+
+
+class PipeMonitor:
+    """A neuron-monitor process whose reports the test writes itself, one at a time (the
+    ``popen`` NeuronMonitor is given): what arrives when is then up to the test."""
+
+    def __init__(self) -> None:
+        read, write = os.pipe()
+        self.stdout = os.fdopen(read, "r", encoding="utf-8")
+        self.stderr = iter(())
+        self.returncode = None
+        self._write = os.fdopen(write, "w", encoding="utf-8")
+
+    def __call__(self, argv, **kwargs) -> "PipeMonitor":
+        return self
+
+    def send(self, report: dict, monitor: NeuronMonitor) -> None:
+        self._write.write(json.dumps(report) + "\n")
+        self._write.flush()
+        deadline = time.monotonic() + 5
+        while monitor.latest() is None or monitor.latest().completed != sum(
+                e["report"]["execution_stats"]["execution_summary"]["completed"]
+                for e in report["neuron_runtime_data"]):
+            assert time.monotonic() < deadline, "the report was not read"
+            time.sleep(0.01)
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self, timeout=None):
+        self.returncode = 0 if self.returncode is None else self.returncode
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.returncode = -15
+        if not self._write.closed:
+            self._write.close()
+
+    kill = terminate
+
+
+def test_details_describe_the_measuring_window_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    process = PipeMonitor()
+    monitor = NeuronMonitor(popen=process)
+    sampler = MonitorSampler([monitor])  # not started: begin and end are what is tested
+    try:
+        monitor.start()
+        process.send(inf1_with(seconds=0.009, completed=1), monitor)  # before: warm-up
+        sampler.begin()
+        process.send(inf1_with(seconds=0.002, completed=10, failed=1), monitor)
+        process.send(inf1_with(seconds=0.003, completed=20, instance="inf1.6xlarge"), monitor)
+        sampler.end()
+        process.send(inf1_with(seconds=0.007, completed=30), monitor)  # after: the next one
+        details = sampler.details()
+    finally:
+        sampler.close()
+    assert details["runtime_latency_ms"]["total"]["p50"] == pytest.approx(3.0)
+    assert details["runtime_latency_ms"]["device"]["p99"] == pytest.approx(3.0)
+    assert details["runtime_latency_reports"] == 2
+    assert details["runtime_executions"] == {"completed": 4 * 30, "failed": 4, "reports": 2}
+    assert details["instance_type"] == "inf1.6xlarge"
+
+
+def test_a_window_without_reports_gives_no_latency_and_no_window_the_newest(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    process = PipeMonitor()
+    monitor = NeuronMonitor(popen=process)
+    try:
+        monitor.start()
+        process.send(inf1_with(seconds=0.004, completed=5), monitor)
+        newest = monitor.details()  # never begun: the newest report
+        assert newest["runtime_latency_ms"]["total"]["p0"] == pytest.approx(4.0)
+        assert newest["runtime_latency_reports"] == 1 and newest["instance_type"] == "inf1.xlarge"
+        monitor.begin()
+        monitor.end()
+        assert monitor.details() == {"instance_type": "inf1.xlarge"}  # not the warm-up's figures
+    finally:
+        monitor.close()

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import pytest
 
 from latency_tui.core.neuron.tools import (
-    LATENCY_KEYS, NOT_INSTALLED, CoreFigures, MonitorReport, NeuronDevice, NeuronProcess, held_cores,
-    merge_percentiles, monitor_config, neuron_ls, parse_monitor_line, parse_monitor_report,
-    parse_neuron_ls,
+    LATENCY_KEYS, NOT_INSTALLED, CoreFigures, MonitorReport, NeuronDevice, NeuronProcess, core_ranges,
+    held_cores, holders, merge_percentiles, monitor_config, neuron_ls, parse_core_ranges,
+    parse_monitor_line, parse_monitor_report, parse_neuron_ls,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "neuron"
@@ -81,6 +81,24 @@ def test_held_cores_maps_each_core_of_a_held_device_to_its_first_process():
     first, second = NeuronProcess(10, "a", "2.0"), NeuronProcess(11, "b", "2.0")
     devices = [NeuronDevice(0, 2, None, (0, 1), ()), NeuronDevice(1, 2, None, (2, 3), (first, second))]
     assert held_cores(devices) == {2: first, 3: first}
+
+
+@pytest.mark.parametrize("cores, text", [
+    ([], ""), ([3], "3"), ([0, 1, 2, 5], "0-2, 5"), ([7, 6, 0, 6], "0, 6-7"), (range(4), "0-3"),
+])
+def test_core_ranges_and_back(cores, text):
+    assert core_ranges(cores) == text
+    assert parse_core_ranges(text.replace(" ", "")) == set(cores)
+
+
+def test_parse_core_ranges_leaves_out_what_is_no_core():
+    assert parse_core_ranges("0-1, x, 4-, -2, 9") == {0, 1, 9}
+    assert parse_core_ranges("") == set()
+
+
+def test_holders_name_each_process_once():
+    a, b = NeuronProcess(10, "python serve.py", "2.0"), NeuronProcess(7, "", "2.0")
+    assert holders([a, b, a]) == "? (pid 7), python serve.py (pid 10)"
 
 
 def test_optional_device_fields_may_be_missing():

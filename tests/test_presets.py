@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from latency_tui.core.errors import UserError
@@ -17,8 +20,10 @@ def test_builtin_presets_exist_and_build():
         try:
             plan = build_plan(load_preset(name))
         except UserError as exc:
-            # Without the Neuron tools nothing can say how many NeuronCores "all" copies are.
+            # Without a Neuron package, tools or device nothing can say how many NeuronCores
+            # "all" copies are: the message gives the backend's own reason.
             assert name.startswith("neuron-") and 'run.copies "all"' in str(exc)
+            assert "the neuron device is not available here: " in str(exc), str(exc)
             continue
         assert plan.configs and plan.preset["name"] == name
 
@@ -122,3 +127,34 @@ def test_fake_device_options_are_checked_when_planning(write_preset):
     path = write_preset('[model]\nsource = "builtin:noop"\n[run]\ndevice = "fake"\n[device]\nlatency = 1\n')
     with pytest.raises(UserError, match="device option 'latency': unknown"):
         build_plan(load_preset(str(path)))
+
+
+STANDINS = Path(__file__).resolve().parent / "standins"
+
+
+@pytest.mark.parametrize("package, neuron_ls, reason", [
+    (False, None, "no Neuron package is installed: the Neuron packages come from AWS's own "
+                  "repository, not PyPI: pip install --extra-index-url "
+                  "https://pip.repos.neuron.amazonaws.com torch-neuron"),
+    (True, None, "neuron-ls not found: the Neuron tools (aws-neuronx-tools) are not installed"),
+    (True, "FATA[0000] Failed to discover neuron devices", "no Neuron device (neuron-ls: FATA"),
+], ids=["no-package", "no-tools", "no-device"])
+def test_copies_all_on_a_host_without_neuron_says_why(package, neuron_ls, reason, tmp_path,
+                                                      monkeypatch):
+    import importlib.util
+
+    if package:
+        monkeypatch.syspath_prepend(str(STANDINS))  # stand-in torch_neuron / torch_neuronx
+    elif importlib.util.find_spec("torch_neuron") or importlib.util.find_spec("torch_neuronx"):
+        pytest.skip("a Neuron package is installed here")
+    if neuron_ls:
+        (tmp_path / "neuron-ls").write_text(
+            f"#!{sys.executable}\nimport sys\nprint({neuron_ls!r}, file=sys.stderr)\nsys.exit(1)\n")
+        (tmp_path / "neuron-ls").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UserError) as caught:
+        build_plan(load_preset("neuron-mlp"))
+    message = str(caught.value)
+    assert message.startswith('preset neuron-mlp: run.copies "all": the neuron device is not '
+                              "available here: ") and reason in message, message
+    assert "cannot say" not in message

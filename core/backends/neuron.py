@@ -12,11 +12,11 @@ Three generations, one backend (the ``api`` option, ``auto`` by default):
   with streams and events.
 
 Traced models are compiled once per batch size, in a spawned process of their own (the engine's
-process never touches the Neuron runtime: a fork after the runtime starts fails with
-``NRT_STATE_CHILD``, and a core once taken stays taken), saved under the user's cache and listed
-in a model index (NeuronPerf's shape, and more) so that the next run loads them. Copies are
-processes, each bound to its cores by ``NEURON_RT_VISIBLE_CORES`` before its interpreter starts
-(copy i of pipeline size p gets cores p*i..p*i+p-1). Nothing here has run on Neuron hardware;
+process never touches the Neuron runtime: a fork after it starts fails with ``NRT_STATE_CHILD``,
+and a core once taken stays taken), saved under the user's cache (keyed by the package's version
+and the compiler arguments too) and listed in a model index (NeuronPerf's shape, and more). Copies
+are processes, each bound to its cores by ``NEURON_RT_VISIBLE_CORES`` before its interpreter
+starts (copy i of pipeline size p: cores p*i..p*i+p-1). Nothing here has run on Neuron hardware:
 docs/neuron-checklist.md lists what awaits it.
 """
 
@@ -29,24 +29,30 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..errors import ConfigurationError, one_line
+from ..errors import ConfigurationError, UserError, one_line
 from .base import Artifact, Backend, DeviceFacts, Option, PreparedModel, stable_hash
 from .cpu import CpuPrepared
 
 APIS = ("auto", "torch-neuron", "torch-neuronx", "native")
 _MODULE = {"torch-neuron": "torch_neuron", "torch-neuronx": "torch_neuronx",
            "native": "torch_neuronx"}
+#: The machine's own name for its model: an EC2 instance's type. Read, never fetched (no network).
+DMI_PRODUCT_NAME = "/sys/class/dmi/id/product_name"
 INSTALL = ("the Neuron packages come from AWS's own repository, not PyPI: pip install "
            "--extra-index-url https://pip.repos.neuron.amazonaws.com {package}")
 
 
-def instance_type() -> Optional[str]:
-    """The EC2 instance type, from the machine's own DMI data (no network): 'inf1.xlarge'."""
+def instance_type(report: Any = None) -> Optional[str]:
+    """The EC2 instance type ('inf1.xlarge') from the machine's DMI data, else from a
+    neuron-monitor report's ``instance_info`` (``report``, a ``MonitorReport``), else None.
+    No network: the EC2 metadata service is never asked."""
     try:
-        text = Path("/sys/class/dmi/id/product_name").read_text().strip()
+        text = Path(DMI_PRODUCT_NAME).read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
-        return None
-    return text if "." in text and text.split(".")[0][:3] in ("inf", "trn") else None
+        text = ""
+    if "." in text and text.split(".")[0][:3] in ("inf", "trn"):
+        return text
+    return getattr(report, "instance_type", None) or None
 
 
 def package_for(instance: Optional[str]) -> str:
@@ -73,6 +79,17 @@ def installed_api() -> Optional[str]:
     if importlib.util.find_spec("torch_neuron") is not None:
         return "torch-neuron"
     return None
+
+
+def package_version(api: str) -> Optional[str]:
+    """The installed version of ``api``'s package, from its metadata: no import (the engine's
+    process must not start the Neuron runtime); None when it has none."""
+    try:
+        from importlib.metadata import version
+
+        return version(_MODULE[api].replace("_", "-"))
+    except Exception:
+        return None
 
 
 def visible_cores(copy_index: int, pipeline_size: int) -> str:
@@ -132,8 +149,6 @@ class NeuronBackend(Backend):
         checked = super().check_options(options)
         args = checked.get("compiler_args", [])
         if not all(isinstance(a, str) for a in args):
-            from ..errors import UserError
-
             raise UserError("device option 'compiler_args': must be a list of strings")
         return checked
 
@@ -152,29 +167,32 @@ class NeuronBackend(Backend):
             return "no Neuron package is installed: " + INSTALL.format(package=wanted)
         from ..neuron.tools import neuron_ls
 
-        devices, reason = neuron_ls()
-        if reason:
-            return reason
-        if not devices:
-            return "no Neuron device on this host (neuron-ls lists none)"
-        return None
+        devices, reason = neuron_ls()  # no device is a reason too
+        return reason or (None if devices else "no Neuron device (neuron-ls lists none)")
 
     @classmethod
     def plan_check(cls, options: Mapping[str, Any], device: str, copies: int) -> Optional[str]:
-        """More copies than free cores is refused when planning (where neuron-ls can tell)."""
-        from ..neuron.tools import held_cores, neuron_ls
+        """Refused when planning (where neuron-ls can tell): more copies than cores, or a core
+        they would take held by another process (copy i of pipeline size p takes cores
+        p*i..p*i+p-1, counted from core 0: see ``visible_cores``)."""
+        from ..neuron.tools import core_ranges, held_cores, holders, neuron_ls
 
         devices, reason = neuron_ls()
         if reason or not devices:
             return None  # unavailable() says why, when the run starts
-        total = sum(d.nc_count for d in devices)
-        held = held_cores(devices)
-        needed = copies * options.get("pipeline_size", 1)
-        if needed > total - len(held):
-            holders = ", ".join(sorted({f"{p.command} (pid {p.pid})" for p in held.values()}))
-            return (f"{copies} copies x {options.get('pipeline_size', 1)} cores need {needed} "
-                    f"NeuronCores; this host has {total}" +
-                    (f", {len(held)} held by {holders}" if held else ""))
+        size, held = options.get("pipeline_size", 1), held_cores(devices)
+        cores = sorted(core for d in devices for core in d.core_ids)
+        needed, free = copies * size, core_ranges(c for c in cores if c not in held) or "none"
+        what = f"{copies} copies x {size} cores need {needed} NeuronCores"
+        if needed > len(cores):
+            return f"{what}; this host has {len(cores)}" + (
+                f", {core_ranges(held)} held by {holders(held.values())} (free: {free})"
+                if held else "")
+        clash = [core for core in range(needed) if core in held]
+        if clash:
+            return (f"{what} ({core_ranges(range(needed))}: copies are placed from core 0), "
+                    f"and {core_ranges(clash)} {'is' if len(clash) == 1 else 'are'} held by "
+                    f"{holders(held[c] for c in clash)}; free cores: {free}")
         return None
 
     @classmethod
@@ -201,6 +219,14 @@ class NeuronBackend(Backend):
                                     **self.options})
 
     # -- compile once per batch size ---------------------------------------------------------
+    def cache_key(self, source: Any, batch_size: int) -> str:
+        """The base key (model, inputs, batch size, options) and what the compiled model also
+        depends on: the package that compiles it, its version, and the compiler arguments."""
+        api = self.api
+        return stable_hash({"base": super().cache_key(source, batch_size), "api": api,
+                            "package": package_version(api),
+                            "compiler_args": list(self.options.get("compiler_args", []))})
+
     def compile(self, source: Any, batch_size: int) -> Artifact:
         api, key = self.api, self.cache_key(source, batch_size)
         spec = source.spec.source
@@ -226,7 +252,7 @@ class NeuronBackend(Backend):
             "status": "ok", "input_shapes": shapes, "source": spec,
             "file_sha256": source.fingerprint().get("file_sha256"),
             "compiler_args": list(self.options.get("compiler_args", [])),
-            "tool_versions": {"api": api, "package": version}, "key": key,
+            "tool_versions": {"api": api, "package": package_version(api) or version}, "key": key,
         }, model_name=spec)
         return Artifact(key=key, backend=self.name, batch_size=batch_size, path=str(path),
                         compile_s=compile_s, details={"api": api})
@@ -303,7 +329,7 @@ class NeuronBackend(Backend):
         try:
             module = torch.jit.load(artifact.path)
         except Exception as exc:
-            raise ConfigurationError(_load_failure(exc), "error") from exc
+            raise ConfigurationError(_load_failure(exc, api), "error") from exc
         return CpuPrepared(module, source.batch(artifact.batch_size))
 
     def _load_native(self, source: Any, batch_size: int, torch: Any) -> PreparedModel:
@@ -320,18 +346,22 @@ class NeuronBackend(Backend):
                               {})
 
 
-def _load_failure(exc: BaseException) -> str:
+def _load_failure(exc: BaseException, api: str) -> str:
     """What a failed load means, in the user's words."""
     text = one_line(exc)
     if "NERR_RESOURCE_NC" in text or "already in use" in text.lower():
-        from ..neuron.tools import held_cores, neuron_ls
+        from ..neuron.tools import held_cores, holders, neuron_ls, parse_core_ranges
 
-        devices, _ = neuron_ls()
-        holders = {f"{p.command} (pid {p.pid})" for p in held_cores(devices).values()}
-        who = f": held by {', '.join(sorted(holders))}" if holders else ""
-        return f"the NeuronCore is already in use by another process{who}"
+        visible = os.environ.get("NEURON_RT_VISIBLE_CORES", "")
+        held = {c: p for c, p in held_cores(neuron_ls()[0]).items() if p.pid != os.getpid()}
+        mine = [p for c, p in held.items() if c in parse_core_ranges(visible)]
+        who = f" (neuron-ls lists {holders(mine or held.values())} on its device)" if held else ""
+        return (f"NeuronCore {visible or '?'} of this copy is already in use by another "
+                f"process{who}: {text}")
     if "Unknown builtin op" in text and "neuron" in text:
-        return f"{text}: the model was compiled for Neuron; import its runtime package first"
+        return (f"{text} the model was compiled for Neuron, and the package that compiled it "
+                f"must be imported before torch.jit.load: api = {api!r} imported "
+                f"{_MODULE[api]} (torch-neuron compiles for inf1, torch-neuronx for inf2 / trn1)")
     if "could not be initialized" in text or "cannot be initialized" in text:
         return f"{text} (no Neuron device visible to this process)"
     return text

@@ -29,7 +29,9 @@ TERMINATE_GRACE_S = 2.0
 
 
 class NeuronMonitor:
-    """Per-NeuronCore readings (``nc0``, ``nc1``, ...) from a ``neuron-monitor`` subprocess.
+    """Per-NeuronCore readings (``nc0``, ``nc1``, ...) from a ``neuron-monitor`` subprocess,
+    after one for them all (``nc``: their mean utilisation, with the runtimes' figures as its
+    metrics: host memory, executions and failed executions in the report's period).
 
     Started on the first ``poll()`` (or by ``start()``), with a configuration file of its own
     (``monitor_config``: every runtime, a report every ``period_s``), and ended by ``close()``.
@@ -59,6 +61,8 @@ class NeuronMonitor:
         self._latest_at = 0.0
         self._garbage = 0
         self._stderr_tail = ""
+        self._window: Optional[Dict[str, Any]] = None  # what the reports since begin() said
+        self._kept: Optional[Dict[str, Any]] = None  # the same of the last window, at end()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -128,13 +132,46 @@ class NeuronMonitor:
 
     # -- reading ----------------------------------------------------------------------------
 
+    def begin(self) -> None:
+        """A measuring window starts (``MonitorSampler.begin``): keep the reports from now on."""
+        with self._lock:
+            self._window, self._kept = _tally([]), None
+
+    def end(self) -> None:
+        """The measuring window ends (``MonitorSampler.end``): ``details()`` describes it."""
+        with self._lock:
+            self._kept, self._window = self._window or _tally([]), None
+
     def details(self) -> Dict[str, Any]:
-        """For the configuration's result: the Neuron runtime's own latency percentiles (ms),
-        total and device side, so that a user sees what the host adds."""
-        report = self.latest()
-        if report is None or not report.latency_ms:
-            return {}
-        return {"runtime_latency_ms": report.latency_ms}
+        """For the configuration's result, once its measuring window ended:
+
+        - ``runtime_latency_ms``: the Neuron runtime's own latency percentiles (ms, ``total``
+          and ``device`` side, so that a user sees what the host adds), from the *last* report
+          of the window that had any. A report covers one monitor period (1 s) before it
+          arrived, so these are the percentiles of that period's executions, not of the whole
+          window (the runtime does not report the samples that would let one pool them);
+        - ``runtime_latency_reports``: how many of the window's reports had percentiles;
+        - ``runtime_executions``: executions ``completed`` and ``failed``, summed over the
+          window's reports (each counts its own period), and how many ``reports`` there were;
+        - ``instance_type``, from neuron-monitor's ``instance_info``, when a report says.
+
+        A window that caught no report gives no latency (not one from before it). Without a
+        window (``begin`` never called) the newest report stands for one."""
+        with self._lock:
+            window = self._kept if self._kept is not None else _tally(
+                [self._latest] if self._latest is not None else [])
+            newest = self._latest
+        out: Dict[str, Any] = {}
+        if window["latency_ms"]:
+            out["runtime_latency_ms"] = window["latency_ms"]
+            out["runtime_latency_reports"] = window["timed"]
+        if window["reports"]:
+            out["runtime_executions"] = {key: window[key]
+                                         for key in ("completed", "failed", "reports")}
+        instance = window["instance_type"] or (newest.instance_type if newest else None)
+        if instance:
+            out["instance_type"] = instance
+        return out
 
     def latest(self) -> Optional[MonitorReport]:
         """The newest report (the runtimes' own latency percentiles are in it), or None."""
@@ -167,7 +204,7 @@ class NeuronMonitor:
             return [self._absent(_join("no runtime attached", skipped))]
         if not report.cores:
             return [self._absent(_join("the runtimes report no NeuronCore", skipped))]
-        readings = []
+        readings = [self._summary(report, skipped)]
         for core, figures in report.cores.items():
             megabytes = None if figures.device_memory_bytes is None else figures.device_memory_bytes / 1e6
             note = "" if megabytes is None else f"{megabytes:.0f} MB"
@@ -176,6 +213,22 @@ class NeuronMonitor:
             metrics = () if megabytes is None else (("device_memory_mb", round(megabytes, 3)),)
             readings.append(Reading(f"nc{core}", figures.utilisation, _join(note, skipped), metrics))
         return readings
+
+    def _summary(self, report: MonitorReport, skipped: str) -> Reading:
+        """``nc``: the cores' mean utilisation, and what the runtimes report as a whole."""
+        known = [f.utilisation for f in report.cores.values() if f.utilisation is not None]
+        metrics = [("executions", float(report.completed)),
+                   ("execution_errors", float(report.errors)), ("runtimes", float(report.runtimes))]
+        note = f"{report.runtimes} runtime{'s' if report.runtimes != 1 else ''}, " \
+               f"{report.completed} executions"
+        if report.errors:
+            note += f", {report.errors} failed"
+        if report.host_memory_bytes is not None:
+            metrics.append(("host_memory_mb", round(report.host_memory_bytes / 1e6, 3)))
+            note += f", host {report.host_memory_bytes / 1e6:.0f} MB"
+        return Reading("nc", sum(known) / len(known) if known else None,
+                       _join(note, "" if known else "no utilisation reported", skipped),
+                       tuple(metrics))
 
     def _absent(self, why: str) -> Reading:
         return Reading(self.name, None, why)
@@ -202,6 +255,8 @@ class NeuronMonitor:
                     continue
                 with self._lock:
                     self._latest, self._latest_at = report, self._clock()
+                    if self._window is not None:
+                        _count(self._window, report)
         except (OSError, ValueError):  # the pipe closed under us (close() during a read)
             pass
         self._ended()
@@ -243,6 +298,26 @@ class NeuronMonitor:
             except OSError:
                 pass
             self._config_path = None
+
+
+def _tally(reports: List[MonitorReport]) -> Dict[str, Any]:
+    """What ``details()`` needs of a window's reports, kept as they arrive (not the reports:
+    a long window at one report a second would hold thousands)."""
+    tally: Dict[str, Any] = {"reports": 0, "completed": 0, "failed": 0, "timed": 0,
+                             "latency_ms": {}, "instance_type": None}
+    for report in reports:
+        _count(tally, report)
+    return tally
+
+
+def _count(tally: Dict[str, Any], report: MonitorReport) -> None:
+    tally["reports"] += 1
+    tally["completed"] += report.completed
+    tally["failed"] += report.errors
+    if report.latency_ms:
+        tally["timed"] += 1
+        tally["latency_ms"] = report.latency_ms
+    tally["instance_type"] = report.instance_type or tally["instance_type"]
 
 
 def _join(*parts: str) -> str:

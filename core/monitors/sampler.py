@@ -61,15 +61,27 @@ class MonitorSampler:
     def begin(self) -> None:
         with self._lock:
             self._window = []
+        self._tell("begin")
 
     def end(self) -> Dict[str, Dict[str, Any]]:
         """The window's summary. A window shorter than the period may have caught no frame:
-        it then gets the newest one, read at most a period before it ended."""
+        it then gets the newest one, read at most a period before it ended. Monitors with
+        ``begin`` / ``end`` methods of their own (to keep their window's details) are told."""
+        self._tell("end")
         with self._lock:
             frames, self._window = self._window or [], None
             if not frames and self._frame is not None:
                 frames = [self._frame]
         return summarise(frames)
+
+    def _tell(self, hook: str) -> None:
+        for monitor in self.monitors:
+            method = getattr(monitor, hook, None)
+            if callable(method):
+                try:
+                    method()
+                except Exception:  # as with details(): never worth a failed configuration
+                    pass
 
     def details(self) -> Dict[str, Any]:
         """What monitors with more to say than readings add to a result (``details()``)."""
@@ -95,7 +107,7 @@ class MonitorSampler:
 
 def utilisation_warnings(summary: Dict[str, Dict[str, Any]]) -> List[str]:
     """What a configuration's utilisation summary says against its figures: a GPU that
-    throttled, or other processes sharing it."""
+    throttled, other processes sharing it, or a Neuron runtime reporting failed executions."""
     warnings = []
     for label, entry in summary.items():
         if entry.get("throttled", {}).get("max", 0) > 0:
@@ -105,6 +117,11 @@ def utilisation_warnings(summary: Dict[str, Dict[str, Any]]) -> List[str]:
         if others > 0:
             warnings.append(f"{label} was shared with {others:.0f} other process"
                             f"{'es' if others > 1 else ''} during the measurement")
+        failed = entry.get("execution_errors", {}).get("max", 0)
+        if failed > 0:
+            warnings.append(f"{label}: the Neuron runtime reported failed executions during the "
+                            f"measurement (up to {failed:.0f} in one monitor period): figures "
+                            "may include inferences that did not succeed")
     return warnings
 
 

@@ -17,7 +17,7 @@ import json
 import math
 import subprocess
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from ..text import single_line
 
@@ -60,6 +60,32 @@ def held_cores(devices: List[NeuronDevice]) -> Dict[int, NeuronProcess]:
     """
     return {core: device.processes[0] for device in devices if device.processes
             for core in device.core_ids}
+
+
+def holders(processes: Iterable[NeuronProcess]) -> str:
+    """``"python serve.py (pid 4242), ..."``: processes as a message names them."""
+    return ", ".join(sorted({f"{p.command or '?'} (pid {p.pid})" for p in processes}))
+
+
+def core_ranges(cores: Iterable[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (the ranges ``NEURON_RT_VISIBLE_CORES`` takes)."""
+    spans: List[List[int]] = []
+    for core in sorted(set(cores)):
+        if spans and core == spans[-1][1] + 1:
+            spans[-1][1] = core
+        else:
+            spans.append([core, core])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def parse_core_ranges(text: str) -> Set[int]:
+    """``"0-2,5"`` -> ``{0, 1, 2, 5}``; what is not a core or range is left out."""
+    out: Set[int] = set()
+    for part in (text or "").replace(" ", "").split(","):
+        first, dash, last = part.partition("-")
+        if first.isdigit() and (last.isdigit() or not dash):
+            out.update(range(int(first), int(last or first) + 1))
+    return out
 
 
 def parse_neuron_ls(text: str) -> List[NeuronDevice]:
