@@ -275,3 +275,20 @@ def test_what_the_model_prints_is_kept_apart_from_the_tools_output(tmp_path):
     log = (data / "latency-tui" / "model-output.log").read_text()
     assert "model says hello" in log and "model warns" in log
     assert "batch" in proc.stdout  # the table, alone on stdout
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "cuda:all"])
+def test_cuda_on_a_cpu_only_torch_exits_2_with_one_line_and_writes_nothing(tmp_path, device):
+    torch = pytest.importorskip("torch")
+    if getattr(torch.version, "cuda", None) is not None:
+        pytest.skip("this torch is a CUDA build")
+    data = tmp_path / "data"
+    target = tmp_path / "s.json"
+    proc = cli("run", "--preset", "cpu-mlp", "--device", device, "--json", str(target),
+               env={"XDG_DATA_HOME": str(data)}, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    no_traceback(proc)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CPU-only build" in lines[0] and repr(device) in lines[0], lines
+    assert proc.stdout == ""
+    assert not target.exists() and not data.exists()  # no session, no log, no cache

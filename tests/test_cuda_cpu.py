@@ -15,7 +15,7 @@ from latency_tui.core.backends.accel import Accel
 from latency_tui.core.backends.cuda import REMAPPED, CudaBackend, device_index
 from latency_tui.core.checks import sync_check
 from latency_tui.core.engine import Engine
-from latency_tui.core.errors import UserError
+from latency_tui.core.errors import ConfigurationError, UserError
 from latency_tui.core.stats import summarize
 
 
@@ -41,11 +41,49 @@ def test_each_copy_finds_its_gpu(device, copy, count, expected, monkeypatch):
 
 
 def test_a_process_copy_sees_its_gpu_as_cuda_0(monkeypatch):
+    monkeypatch.delenv(REMAPPED, raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
     env = CudaBackend.process_env("cuda:all", {}, 4, 8)
     assert env == {"CUDA_VISIBLE_DEVICES": "1", REMAPPED: "1"}
     monkeypatch.setenv(REMAPPED, "1")
     assert device_index("cuda:3", 0) == 0
+
+
+def visible_to_copies(device, copies):
+    return [CudaBackend.process_env(device, {}, i, copies)["CUDA_VISIBLE_DEVICES"]
+            for i in range(copies)]
+
+
+@pytest.mark.parametrize("parent, device, copies, expected", [
+    ("2,3,5", "cuda:all", 4, ["2", "3", "5", "2"]),  # the parent's GPUs, not physical 0-2
+    ("2,3,5", "cuda:1", 2, ["3", "3"]),
+    ("2,3,5", "cuda", 1, ["2"]),
+    (" 7 , 4 ", "cuda:all", 2, ["7", "4"]),
+    ("GPU-aaaa-1111,GPU-bbbb-2222", "cuda:all", 3,
+     ["GPU-aaaa-1111", "GPU-bbbb-2222", "GPU-aaaa-1111"]),  # UUIDs pass through as written
+    ("MIG-cccc,1", "cuda:0", 1, ["MIG-cccc"]),
+    ("6,-1,3", "cuda:all", 2, ["6", "6"]),  # CUDA stops reading at -1
+])
+def test_process_copies_map_through_the_parents_visible_devices(parent, device, copies,
+                                                                expected, monkeypatch):
+    monkeypatch.delenv(REMAPPED, raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", parent)
+    assert visible_to_copies(device, copies) == expected
+    env = CudaBackend.process_env(device, {}, 0, copies)
+    assert env[REMAPPED] == "1"
+
+
+def test_without_a_visible_list_copies_get_the_physical_index(monkeypatch):
+    monkeypatch.delenv(REMAPPED, raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_to_copies("cuda:2", 2) == ["2", "2"]
+
+
+def test_a_gpu_beyond_the_parents_visible_list_fails_that_configuration(monkeypatch):
+    monkeypatch.delenv(REMAPPED, raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    with pytest.raises(ConfigurationError, match="no GPU 4 in CUDA_VISIBLE_DEVICES"):
+        CudaBackend.process_env("cuda:4", {}, 0, 1)
 
 
 @pytest.mark.parametrize("name, ok", [("cuda", True), ("cuda:0", True), ("cuda:all", True),
@@ -124,14 +162,73 @@ def test_the_synchronisation_self_check(host_ms, device_ms, words):
     assert (words is None and warnings == []) or (words and words in warnings[0])
 
 
-def test_out_of_memory_fails_that_configuration_and_the_next_one_runs():
-    plan = fake_plan(batch_sizes=(64, 1), fail_on="infer", fail_after=5, fail_as="out_of_memory",
+class LoggingAccel(FakeAccel):
+    """The stand-in accelerator, keeping the order of what happened (not only the counts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log = []
+
+    def reset_peak(self, device):
+        super().reset_peak(device)
+        self.log.append("reset_peak")
+
+    def empty_cache(self):
+        super().empty_cache()
+        self.log.append("empty_cache")
+
+
+def torch_oom(message):
+    import torch
+
+    kind = getattr(torch.cuda, "OutOfMemoryError", None)  # a RuntimeError on older torch
+    return kind(message) if kind is not None else RuntimeError(message)
+
+
+class OomAtBatch(CudaBackend):
+    """The CUDA backend whose model runs out of device memory at one batch size only."""
+
+    def __init__(self, options, device, accel, too_big):
+        super().__init__(options, device, accel=accel)
+        self.too_big = too_big
+
+    def load(self, artifact, source, *, copy_index, threads):
+        prepared = super().load(artifact, source, copy_index=copy_index, threads=threads)
+        if artifact.batch_size == self.too_big:
+            log = self.accel.log
+
+            def hog(*args, **kwargs):
+                log.append(f"oom at batch {artifact.batch_size}")
+                raise torch_oom("CUDA out of memory. Tried to allocate 40.00 GiB")
+
+            prepared.module = hog
+        return prepared
+
+
+def test_out_of_memory_fails_that_configuration_empties_the_cache_and_the_next_one_runs():
+    accel = LoggingAccel()
+    plan = cuda_plan(batch_sizes=(1, 64, 8))
+    results = Engine(plan, lambda e: None,
+                     backend_factory=lambda config: OomAtBatch({}, "cuda", accel, 64)).run()
+    assert [r.status for r in results] == ["finished", "failed", "finished"], \
+        [r.error for r in results]
+    assert [r.error_kind for r in results] == [None, "out_of_memory", None]
+    assert "CUDA out of memory" in results[1].error
+    # The cache is emptied after the failure, before the next configuration starts ...
+    oom = accel.log.index("oom at batch 64")
+    assert "empty_cache" in accel.log[oom:]
+    assert accel.log[oom:].index("empty_cache") < accel.log[oom:].index("reset_peak")
+    # ... and that configuration is not poisoned: it measures like the one before the failure.
+    assert results[2].samples > 0 and results[2].device_latency is not None
+    assert results[2].details["device_memory"][0]["peak_allocated_mb"] == 12.5
+
+
+def test_the_fake_device_raises_torchs_out_of_memory_type():
+    plan = fake_plan(batch_sizes=(64,), fail_on="infer", fail_after=5, fail_as="out_of_memory",
                      duration_s=0.2)
-    results = Engine(plan, lambda e: None).run()
-    assert results[0].status == "failed" and results[0].error_kind == "out_of_memory"
-    assert "CUDA out of memory" in results[0].error
-    # The fake fails every configuration the same way; what matters is that the sweep went on.
-    assert len(results) == 2
+    (result,) = Engine(plan, lambda e: None).run()
+    assert result.status == "failed" and result.error_kind == "out_of_memory"
+    assert "CUDA out of memory" in result.error
 
 
 def test_the_generic_api_is_used_where_torch_has_it():

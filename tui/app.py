@@ -276,7 +276,7 @@ class LatencyApp(Running, App[int]):
         if self.run_active:
             self.request_stop()
         else:
-            self.start_run()
+            dialogs.run_checked(self)  # a device this host lacks is a notice, not a run
 
     def action_sweep(self, axis: str) -> None:
         dialogs.sweep(self, axis)

@@ -1,6 +1,7 @@
 """The app's conversations: each key that asks something (a sweep's values, a preset, the
-configuration, where to save, what to open) pushes its screen and acts on the answer; and the
-view of a saved session that ``o`` opens.
+configuration, where to save, what to open) pushes its screen and acts on the answer; the
+view of a saved session that ``o`` opens; and the check, before a run starts, that this host has
+the plan's device.
 
 Every prompt validates through the same plan builder the command line uses, before it closes,
 so a bad value never reaches the engine.
@@ -8,6 +9,7 @@ so a bad value never reaches the engine.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -47,7 +49,7 @@ def sweep(app: Any, axis: str) -> None:
 
     def done(values: Optional[tuple]) -> None:
         if values and app.apply_changes({axis: values}):
-            app.start_run()
+            run_checked(app)
 
     app.push_screen(ValuesPrompt(
         f"{title}: {what} to measure",
@@ -85,9 +87,55 @@ def edit(app: Any) -> None:
         if changes and app.apply_changes(changes):
             app.notice("info", f"configuration changed: {present.plan_summary(plans.plan)}")
 
-    app.push_screen(EditScreen(
-        shown, plans.parse_ints,
-        lambda form: plans.check(present.changed_fields(form, shown))), done)
+    screen = EditScreen(shown, plans.parse_ints,
+                        lambda form: plans.check(present.changed_fields(form, shown)),
+                        plans.device_choices(shown["device"]))
+    app.push_screen(screen, done)
+    if plans.described is None:  # this host's devices, read once, off the UI thread
+
+        async def describe() -> None:
+            await asyncio.to_thread(plans.describe_devices)
+            screen.set_devices(plans.device_choices(shown["device"]))
+
+        app.run_worker(describe(), group="describe-devices")
+
+
+def run_checked(app: Any) -> None:
+    """Start the current plan once its device is known to be on this host; if it is not, say
+    why in one notice and start nothing (rather than a run in which every configuration
+    fails). The check may import torch (seconds): it runs in a thread, cached after."""
+    plans = app.plans
+    plan = plans.plan
+    if app.run_active:
+        return
+    if plan is None or plans.device_known(plan):  # cpu, fake, or checked before: at once
+        reason = plans.unavailable(plan) if plan is not None else None
+        if reason:
+            app.notice("error", reason)
+        else:
+            app.start_run()
+        return
+    if plans.checking:  # r again while the check runs: it starts the run when it may
+        return
+    plans.checking = True
+
+    def slow() -> None:
+        if plans.checking:
+            devices = ", ".join(sorted({c.device for c in plan.configs}))
+            app.notice("info", f"checking that this host can run {devices} ...")
+
+    async def check() -> None:
+        try:
+            reason = await asyncio.to_thread(plans.unavailable, plan)
+        finally:
+            plans.checking = False
+        if reason:
+            app.notice("error", reason)
+        elif plans.plan is plan:  # the plan did not change meanwhile
+            app.start_run()
+
+    app.set_timer(1.0, slow)
+    app.run_worker(check(), group="device-check")
 
 
 def save(app: Any) -> None:

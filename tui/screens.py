@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from latency_tui.core.errors import UserError, printable, single_line
@@ -248,10 +248,11 @@ class PresetPicker(ModalScreen[Optional[str]]):
         self.dismiss(None)
 
 
-#: The form's fields: (override key, label, kind). Lists take "1,2,4"; floats take seconds.
+#: The form's fields: (override key, label, kind). Lists take "1,2,4"; floats take seconds; the
+#: device is picked from those this host has.
 EDIT_FIELDS: Tuple[Tuple[str, str, str], ...] = (
     ("model", "model", "text"),
-    ("device", "device", "text"),
+    ("device", "device", "choice"),
     ("batch_sizes", "batch sizes", "ints"),
     ("copies", "copies", "ints"),
     ("workers", "workers per copy", "ints"),
@@ -268,6 +269,7 @@ class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
         grid-size: 2; grid-columns: 20 1fr; grid-rows: 1; grid-gutter: 1 0; height: auto;
     }
     EditScreen Input { background: $boost; }
+    EditScreen Select { width: 1fr; }
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -275,27 +277,61 @@ class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
     ]
 
     def __init__(self, values: Dict[str, str], parse_ints: Callable[[str, str], Tuple[int, ...]],
-                 validate: Callable[[Dict[str, Any]], Optional[str]]) -> None:
+                 validate: Callable[[Dict[str, Any]], Optional[str]],
+                 devices: Sequence[Tuple[str, str]] = ()) -> None:
         super().__init__()
         self.values = values
         self.parse_ints = parse_ints
         self.validate = validate
+        self.devices = self._with_current(devices)
+
+    def _with_current(self, devices: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:
+        """The device choices, the plan's own device always among them."""
+        choices = [(single_line(label), value) for label, value in devices]
+        current = self.values.get("device", "")
+        if current and current not in [value for _, value in choices]:
+            choices.insert(0, (single_line(current), current))
+        return choices or [("cpu", "cpu")]
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Edit the configuration", classes="title")
             with Grid():
-                for key, label, _ in EDIT_FIELDS:
+                for key, label, kind in EDIT_FIELDS:
                     yield Label(label)
-                    yield Input(self.values.get(key, ""), id=f"field-{key}",
-                                select_on_focus=False, compact=True)
+                    if kind == "choice":
+                        yield Select(self.devices, value=self.values.get(key) or
+                                     self.devices[0][1], allow_blank=False,
+                                     id=f"field-{key}", compact=True)
+                    else:
+                        yield Input(self.values.get(key, ""), id=f"field-{key}",
+                                    select_on_focus=False, compact=True)
             yield Label("", id="error", classes="problem")
             yield Label("Enter or ctrl+s applies · Tab moves · Escape cancels", classes="hint")
+
+    def set_devices(self, devices: Sequence[Tuple[str, str]]) -> None:
+        """Offer ``devices`` (once this host's are known), keeping the one chosen."""
+        if not self.is_attached:
+            return
+        fields = self.query("#field-device")
+        if not fields or not fields.first().is_mounted:  # not drawn yet: once it is
+            self.call_after_refresh(self.set_devices, devices)
+            return
+        field = fields.first(Select)
+        chosen = field.value
+        self.devices = self._with_current(devices)
+        field.set_options(self.devices)
+        if chosen in [value for _, value in self.devices]:
+            field.value = chosen
 
     def collect(self) -> Dict[str, Any]:
         """The form as overrides; raises UserError naming the field at fault."""
         out: Dict[str, Any] = {}
         for key, label, kind in EDIT_FIELDS:
+            if kind == "choice":
+                chosen = self.query_one(f"#field-{key}", Select).value
+                out[key] = chosen if isinstance(chosen, str) and chosen else None
+                continue
             text = self.query_one(f"#field-{key}", Input).value.strip()
             if not text:
                 out[key] = None

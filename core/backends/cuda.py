@@ -29,7 +29,7 @@ import contextlib
 import functools
 import os
 import time
-from typing import Any, Callable, ContextManager, Dict, Mapping, Optional
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional
 
 from ..errors import ConfigurationError
 from .accel import Accel
@@ -51,11 +51,26 @@ def device_index(device: str, copy_index: int, count: Optional[int] = None) -> i
     return int(rest) if rest else 0
 
 
+def visible_devices() -> Optional[List[str]]:
+    """This process's ``CUDA_VISIBLE_DEVICES`` as a list (indices or ``GPU-…``/``MIG-…`` UUIDs,
+    as written), or None when it is not set. As CUDA reads it, the list ends at a ``-1``."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return None
+    entries: List[str] = []
+    for entry in (v.strip() for v in visible.split(",")):
+        if entry.startswith("-"):
+            break
+        if entry:
+            entries.append(entry)
+    return entries
+
+
 def gpu_count() -> int:
     """GPUs visible to this process, read without initialising CUDA where possible."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = visible_devices()
     if visible is not None:
-        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
+        return len(visible)
     try:
         from ..monitors.nvml import load_nvml
 
@@ -204,7 +219,18 @@ class CudaBackend(Backend):
     @classmethod
     def process_env(cls, device: str, options: Mapping[str, Any], copy_index: int, copies: int
                     ) -> Dict[str, str]:
-        return {"CUDA_VISIBLE_DEVICES": str(device_index(device, copy_index)), REMAPPED: "1"}
+        """The copy's one GPU as its ``CUDA_VISIBLE_DEVICES``: this process numbers GPUs through
+        its own ``CUDA_VISIBLE_DEVICES`` when set (index i is its i-th entry, passed on as
+        written, a UUID included), so a copy never lands on a GPU the parent was not given."""
+        index = device_index(device, copy_index)
+        visible = visible_devices()
+        if visible is None:
+            return {"CUDA_VISIBLE_DEVICES": str(index), REMAPPED: "1"}
+        if index >= len(visible):
+            raise ConfigurationError(
+                f"{device}: there is no GPU {index} in CUDA_VISIBLE_DEVICES="
+                f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r} ({len(visible)} visible)")
+        return {"CUDA_VISIBLE_DEVICES": visible[index], REMAPPED: "1"}
 
     def target(self, copy_index: int) -> Any:
         return self.accel.device(device_index(self.device, copy_index))

@@ -20,12 +20,23 @@ def sleeper():
     return Sleeper(), (torch.zeros(1, 1),)
 
 
+#: The batch size at which ``memory_hog`` asks the device for more memory than it has.
+HOG_BATCH = 64
+
+
 def memory_hog():
-    """A model whose inputs grow with the batch: a large enough batch runs out of memory."""
+    """A model with small inputs that, at batch ``HOG_BATCH`` and above, allocates a tensor
+    twice the GPU's total memory on the device inside ``forward``: torch's own CUDA
+    out-of-memory error, raised on the device (the inputs stay far below the engine's host-side
+    limit, which would otherwise refuse the configuration before the GPU is ever asked)."""
     import torch
 
     class Hog(torch.nn.Module):
         def forward(self, x):
+            if x.shape[0] >= HOG_BATCH:
+                _, total = torch.cuda.mem_get_info(x.device)
+                hog = torch.empty(2 * total, dtype=torch.uint8, device=x.device)
+                return x + hog[:1].float()
             return x * 2
 
-    return Hog(), (torch.zeros(1, 64, 1024, 1024),)  # 256 MB of float32 per row
+    return Hog(), (torch.zeros(1, 8),)

@@ -91,6 +91,27 @@ PRESETS = {
 }
 
 
+#: What ``api.describe_devices()`` says on a CPU-only host (the app's tests never ask the real
+#: one: it imports torch; tests of the device choices replace it).
+CPU_ONLY_HOST = [
+    {"kind": "cpu", "available": True, "devices": [{"name": "Fake CPU", "logical_cpus": 8}]},
+    {"kind": "cuda", "available": False, "devices": [],
+     "reason": "this torch (2.0.0+cpu) is a CPU-only build; install a CUDA build"},
+    {"kind": "neuron", "available": False, "devices": [],
+     "reason": "no Neuron package is installed"},
+]
+
+
+@pytest.fixture(autouse=True)
+def described_host(monkeypatch):
+    """The host the edit form describes: CPU only, unless a test sets ``host[:]``."""
+    from latency_tui.core import api
+
+    host = [dict(entry) for entry in CPU_ONLY_HOST]
+    monkeypatch.setattr(api, "describe_devices", lambda: [dict(e) for e in host])
+    return host
+
+
 def write_presets() -> Path:
     directory = user_preset_dir()
     directory.mkdir(parents=True, exist_ok=True)

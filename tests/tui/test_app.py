@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from rich.text import Text
-from textual.widgets import DataTable, Input, OptionList
+from textual.widgets import DataTable, Input, OptionList, Select
 from textual.widgets.data_table import ColumnKey
 
 from latency_tui.core.api import load_session
@@ -223,11 +223,12 @@ async def test_e_edits_the_configuration_with_validation(make_app):
         duration.value = "-1"
         await pilot.press("ctrl+s")
         assert "must be more than 0" in str(app.screen.query_one("#error").content)
-        app.screen.query_one("#field-device", Input).value = "tpu"
+        app.screen.query_one("#field-copies", Input).value = "0"
         duration.value = "3"
         await pilot.press("ctrl+s")
-        assert "device 'tpu'" in str(app.screen.query_one("#error").content)
-        app.screen.query_one("#field-device", Input).value = "cpu"
+        assert "copies" in str(app.screen.query_one("#error").content)
+        assert app.screen.query_one("#field-device", Select).value == "cpu"
+        app.screen.query_one("#field-copies", Input).value = "1"
         app.screen.query_one("#field-batch_sizes", Input).value = "2, 4"
         await pilot.press("ctrl+s")
         assert not isinstance(app.screen, EditScreen)
