@@ -7,6 +7,10 @@ are threads here (``ThreadCopy``) or spawned processes (``procs.ProcessCopy``, w
 
     begin() -> ready() -> go(start_ns, deadline_ns, quotas) -> drain()... -> finished -> close()
 
+Closing many copies shares one deadline (``procs.close_copies``): every copy is asked to stop
+at once and all are waited on until the same instant, so a stop takes one grace, not one per
+copy.
+
 Each copy loads the compiled artifact onto its device (``backend.load``), takes one lane per
 worker, warms up until its latency stream is stable, and reports ready; every worker then
 sleeps until ``start_ns``, the instant the engine chose for all copies at once.
@@ -94,6 +98,7 @@ class ThreadCopy:
         self.failure: Optional[ConfigurationError] = None
         self._setup_done = threading.Event()
         self._loaded = threading.Event()
+        self._setup_thread: Optional[threading.Thread] = None
         self._workers: List[threading.Thread] = []
         self._prepared: Any = None
         self._lanes: List[Lane] = []
@@ -113,8 +118,9 @@ class ThreadCopy:
 
     # -- life cycle -------------------------------------------------------------------
     def begin(self) -> None:
-        threading.Thread(target=self._setup, name=f"copy{self.job.copy_index}-setup",
-                         daemon=True).start()
+        self._setup_thread = threading.Thread(
+            target=self._setup, name=f"copy{self.job.copy_index}-setup", daemon=True)
+        self._setup_thread.start()
 
     @property
     def loaded(self) -> bool:
@@ -198,14 +204,18 @@ class ThreadCopy:
         self.stop.request()
 
     def close(self, grace_s: float = 5.0) -> bool:
-        """Stop the workers and wait at most ``grace_s`` for them; True when every worker
-        ended. A worker stuck in a device call that never returns is abandoned (its thread is a
-        daemon: it cannot keep the process alive)."""
+        """Stop the copy and wait at most ``grace_s`` for it; True when it ended."""
+        return self.close_by(time.monotonic() + grace_s)
+
+    def close_by(self, deadline: float) -> bool:
+        """Stop the copy and wait for it until ``deadline`` (``time.monotonic``); True when its
+        load, warm-up and every worker ended. One stuck in a device call that never returns is
+        abandoned (its threads are daemons: they cannot keep the process alive)."""
         self.request_stop()
-        deadline = time.monotonic() + grace_s
-        for worker in self._workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-        ended = not any(w.is_alive() for w in self._workers)
+        threads = [t for t in (self._setup_thread, *self._workers) if t is not None]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        ended = not any(t.is_alive() for t in threads)
         if ended and self._prepared is not None:
             self._prepared.close()
         return ended

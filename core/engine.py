@@ -9,7 +9,8 @@ samples into the configuration's streams and emits ``Samples`` and ``Progress``.
 that fails is recorded as failed (with its kind and traceback) and the next one runs; a stop
 request ends the configuration in progress (recorded as cancelled, with what it measured) and
 skips the rest. Every wait is bounded: a stop takes effect within ``stop_grace_s`` even when a
-device call never returns (a process copy is terminated, a thread copy abandoned).
+device call never returns (a process copy is terminated, a thread copy abandoned); all copies
+share that one grace, however many there are.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .host import auto_threads, host_facts
 from .measurement import ConfigResult
 from .monitors import Monitor, MonitorSampler, default_monitors
 from .monitors.sampler import utilisation_warnings
-from .procs import ProcessCopy
+from .procs import ProcessCopy, close_copies
 from .source import ModelSource
 from .specs import RunConfig, RunPlan
 from .stats import throughput
@@ -66,6 +67,8 @@ class Engine:
         self.sink = sink
         self.stop_grace_s = stop_grace_s
         self._stop = threading.Event()
+        #: The one deadline (``time.monotonic``) all copies in progress share once asked to stop.
+        self._stop_by: Optional[float] = None
         self._backend_factory = backend_factory
         #: Thread copies of every configuration share one load of the model.
         self._source = ModelSource(plan.model, plan.inputs)
@@ -165,6 +168,7 @@ class Engine:
             copies: List[Any] = ([ProcessCopy(job) for job in jobs] if mode == "process"
                                  else [ThreadCopy(job, backend, self._source) for job in jobs])
             abandoned: List[int] = []
+            self._stop_by = None
             try:
                 result = self._drive(index, config, copies, threads, cold, artifact)
             finally:
@@ -178,9 +182,19 @@ class Engine:
             return replace(result, trial=trial, details=details, warnings=tuple(warnings))
 
     def _close(self, copies: List[Any]) -> List[int]:
+        """Close every copy by one deadline: the grace that began when they were asked to stop
+        (``_drive``), else one grace from now. The indices of those that did not end."""
+        deadline = time.monotonic() + self.stop_grace_s if self._stop_by is None else self._stop_by
+        ended = close_copies(copies, deadline, exiting_s=self.stop_grace_s)
+        return [each.job.copy_index for each, ok in zip(copies, ended) if not ok]
+
+    def _stop_copies(self, copies: List[Any]) -> float:
+        """Ask every copy to stop; when they were asked (``time.monotonic``)."""
+        since = time.monotonic()
+        self._stop_by = self._stop_by or since + self.stop_grace_s
         for each in copies:
             each.request_stop()
-        return [each.job.copy_index for each in copies if not each.close(self.stop_grace_s)]
+        return since
 
     def _interruptible(self, index: int, step: Callable[[], Any],
                        compiling: Optional[str] = None) -> Any:
@@ -287,9 +301,7 @@ class Engine:
             if self._stop.is_set() and not cancelled:
                 # Pass the stop on before anything else, so it takes effect within one inference.
                 cancelled = True
-                stop_since = stop_since or time.monotonic()
-                for each in copies:
-                    each.request_stop()
+                stop_since = stop_since or self._stop_copies(copies)
                 self.sink(PhaseChanged(index, "stopping", "stop requested"))
             done = all(each.finished for each in copies)
             self._collect(index, copies, streams, start_ns, first_starts)
@@ -301,9 +313,7 @@ class Engine:
             overdue = perf_counter_ns() > deadline_ns + int(self.stop_grace_s * 1e9)
             if stop_since is None and (cause is not None or overdue or (
                     stop_rule.samples and streams.count >= stop_rule.samples)):
-                stop_since = time.monotonic()
-                for each in copies:
-                    each.request_stop()
+                stop_since = self._stop_copies(copies)
             if stop_since is not None and time.monotonic() - stop_since > self.stop_grace_s:
                 break  # a copy that does not end is closed by force in _close
         if not done and not cancelled and cause is None:

@@ -18,6 +18,8 @@ from .host import usable_cpus
 #: Workers one copy may have, and threads a configuration may start in one process.
 MAX_WORKERS = 256
 MAX_THREADS = 1024
+#: Intra-op threads one copy may ask for (``run.threads_per_copy``).
+MAX_INTRA_THREADS = 1024
 #: Copies per usable CPU beyond which a run measures the scheduler, not the model.
 COPIES_PER_CPU = 4
 #: The largest batch size accepted (inputs are built for it on the host).
@@ -58,7 +60,8 @@ def check_plan_limits(*, batch_sizes: Sequence[int], copies: Sequence[int],
                       workers: Sequence[int], copy_mode: str, source: str,
                       what: Tuple[str, str, str] = ("--batch-sizes", "--copies", "--workers"),
                       cpus: Optional[int] = None, memory_mb: Optional[float] = None,
-                      nproc: Optional[int] = None) -> None:
+                      nproc: Optional[int] = None, threads_per_copy: Optional[int] = None,
+                      threads_what: str = "run.threads_per_copy") -> None:
     """Raise ``UserError`` for a sweep this host cannot run: naming the argument (or preset
     field) at fault, what it asked, and what fits. ``cpus``, ``memory_mb`` and ``nproc``
     default to this host's."""
@@ -75,6 +78,9 @@ def check_plan_limits(*, batch_sizes: Sequence[int], copies: Sequence[int],
     if most_workers > MAX_WORKERS:
         raise UserError(f"{workers_what}: {most_workers:,} workers per copy is more than "
                         f"{MAX_WORKERS}")
+    if threads_per_copy is not None and not 1 <= threads_per_copy <= MAX_INTRA_THREADS:
+        raise UserError(f"{threads_what}: {threads_per_copy:,} threads per copy is not between "
+                        f"1 and {MAX_INTRA_THREADS:,}")
     most_copies = max(copies)
     if most_copies > COPIES_PER_CPU * cpus:
         raise UserError(

@@ -1,12 +1,17 @@
 """Where latency-tui keeps things of the user's: presets and keys in the config directory,
 sessions and engine.log in the data directory (the platform's, e.g. ~/.config/latency-tui and
-~/.local/share/latency-tui). One function names a new session's file, for every face."""
+~/.local/share/latency-tui). One function names a new session's file, for every face, and one
+reads a file of the user's (a preset, a session) without hanging on a FIFO or a device."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import stat
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Union
+
+from .errors import UserError
 
 APP_NAME = "latency-tui"
 
@@ -28,8 +33,6 @@ def data_dir() -> Path:
 
 
 def _xdg(variable: str, fallback: str) -> Path:
-    import os
-
     root = os.environ.get(variable) or str(Path.home() / fallback)
     return Path(root) / APP_NAME
 
@@ -55,3 +58,37 @@ def session_path(name: str, directory: Optional[Path] = None) -> Path:
         candidate = folder / f"{safe_name(name)}-{stamp}-{number}.json"
         number += 1
     return candidate
+
+
+def read_regular_file(path: Union[str, "os.PathLike[str]"], limit: int, where: str) -> bytes:
+    """The bytes of the regular file at ``path`` (a symbolic link is followed), at most ``limit``
+    of them. Anything else is a ``UserError`` starting with ``where``, before a byte is read: a
+    FIFO (reading it would wait for a writer), a device (``/dev/zero`` never ends), a
+    directory, a socket, a symbolic link loop, a file larger than ``limit``."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:  # non-blocking: opening a FIFO does not wait for a writer (regular files ignore it)
+        fd = os.open(os.fspath(path), flags)
+    except OSError as exc:
+        raise UserError(f"{where}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else
+                    "not a regular file (a device, FIFO or socket)")
+            raise UserError(f"{where}: is {kind}")
+        chunks: List[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise UserError(f"{where}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        shown = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit // 1024} kB"
+        raise UserError(f"{where}: larger than {shown}")
+    return b"".join(chunks)

@@ -33,14 +33,20 @@ class Overrides:
     samples: Optional[int] = None
     warmup_max_s: Optional[float] = None
     timeout_s: Optional[float] = None
+    first_timeout_s: Optional[float] = None
 
 
 def parse_int_list(text: str, what: str) -> Tuple[int, ...]:
-    """``"1,2,4,8"`` -> ``(1, 2, 4, 8)``; anything but positive integers is a ``UserError``."""
+    """``"1,2,4,8"`` -> ``(1, 2, 4, 8)``; anything but positive integers is a ``UserError``, and
+    so is an empty item (``"1,,2"``, ``"1,2,"``): a slip that would otherwise pass unseen."""
     values = []
-    for part in str(text).replace(" ", "").split(","):
+    text = "".join(str(text).split())
+    if not text:
+        raise UserError(f"{what}: give at least one value, e.g. 1,2,4")
+    for part in text.split(","):
         if not part:
-            continue
+            raise UserError(f"{what}: {text!r} has an empty item; give numbers between the "
+                            "commas, e.g. 1,2,4")
         try:
             value = int(part)
         except ValueError:
@@ -48,8 +54,6 @@ def parse_int_list(text: str, what: str) -> Tuple[int, ...]:
         if value <= 0:
             raise UserError(f"{what}: {value} must be at least 1")
         values.append(value)
-    if not values:
-        raise UserError(f"{what}: give at least one value, e.g. 1,2,4")
     return tuple(dict.fromkeys(values))
 
 
@@ -75,7 +79,7 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
     if copy_mode not in COPY_MODES:
         raise UserError(f"--copy-mode: {copy_mode!r} is not one of {', '.join(COPY_MODES)}")
     for what, value in (("--duration", o.duration_s), ("--warmup-max", o.warmup_max_s),
-                        ("--timeout", o.timeout_s)):
+                        ("--timeout", o.timeout_s), ("--first-timeout", o.first_timeout_s)):
         if value is not None and not (0 < value <= MAX_SECONDS):
             raise UserError(f"{what}: must be more than 0 and at most {MAX_SECONDS:g} seconds, "
                             f"not {value:g}")
@@ -105,6 +109,14 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
     warmup = preset.warmup
     if o.warmup_max_s is not None:
         warmup = replace(warmup, max_s=o.warmup_max_s, min_s=min(warmup.min_s, o.warmup_max_s))
+    # A copy's first inference may take warmup.first_timeout_s (cold: lazy initialisation),
+    # or --first-timeout; but whoever says --timeout 2 never waits 600 s for it: then it gets
+    # the larger of --timeout and --warmup-max (the warm-up it is part of), no more.
+    if o.first_timeout_s is not None:
+        warmup = replace(warmup, first_timeout_s=o.first_timeout_s)
+    elif o.timeout_s is not None:
+        warmup = replace(warmup, first_timeout_s=min(
+            warmup.first_timeout_s, max(o.timeout_s, o.warmup_max_s or 0.0)))
 
     try:  # the [device] options, checked now (and without creating a backend), not mid-run
         device_options = backend.check_options(preset.device_options)
@@ -128,7 +140,8 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
             "copies": copies, "workers": tuple(o.workers or run.workers)}
     check_plan_limits(
         batch_sizes=axes["batch_sizes"], copies=axes["copies"], workers=axes["workers"],
-        copy_mode=copy_mode, source=model.source,
+        copy_mode=copy_mode, source=model.source, threads_per_copy=run.threads_per_copy,
+        threads_what=f"{where}: run.threads_per_copy",
         what=tuple(flag if given else f"{where}: run.{field}" for flag, given, field in (
             ("--batch-sizes", o.batch_sizes, "batch_sizes"), ("--copies", o.copies, "copies"),
             ("--workers", o.workers, "workers"))))

@@ -10,6 +10,7 @@ README.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import UserError
 from .fields import MAX_INT
+from .paths import read_regular_file
 from .specs import COPY_MODES, InputSpec, ModelSpec, StopRule, TensorSpec, WarmupPolicy
 
 if sys.version_info >= (3, 11):
@@ -108,11 +110,11 @@ def load_preset(name_or_path: str) -> Preset:
     candidate = Path(name_or_path).expanduser()
     looks_like_path = name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path
     if looks_like_path:
-        if not candidate.is_file():
+        if not os.path.lexists(candidate):
             raise UserError(f"preset file {name_or_path}: no such file")
-        return _load_file(candidate, origin="file")
+        return _load_file(candidate, origin="file")  # which refuses a FIFO, a device, a loop
     user_file = user_preset_dir() / f"{name_or_path}.toml"
-    if user_file.is_file():
+    if os.path.lexists(user_file):
         return _load_file(user_file, origin="user")
     builtins = _builtin_files()
     if name_or_path in builtins:
@@ -129,15 +131,12 @@ def user_dir_files() -> List[Path]:
 
 
 def _load_file(path: Path, *, origin: str) -> Preset:
+    # Only a regular file, read with a bound: a FIFO (or /dev/zero) named *.toml must not hang.
+    raw = read_regular_file(path, MAX_PRESET_BYTES, f"preset file {path}")
     try:
-        if path.stat().st_size > MAX_PRESET_BYTES:
-            raise UserError(f"preset file {path}: larger than {MAX_PRESET_BYTES // 1024} kB; "
-                            "not a preset")
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UserError(f"preset file {path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"preset file {path}: {exc.strerror or exc}") from None
     return parse_preset(text, name=path.stem, path=path.resolve(), origin=origin, where=str(path))
 
 

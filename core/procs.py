@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from time import perf_counter_ns
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .copies import CopyJob, ThreadCopy, WarmupReport, failure
 from .errors import ConfigurationError
@@ -110,23 +110,39 @@ class Child:
              grace_s: float = STOP_GRACE_S) -> str:
         """End the child: ``request()`` (a polite message), then SIGTERM after ``grace_s``,
         then SIGKILL a second later. Returns how it ended: "exited", "terminated", "killed"."""
-        if self.process.pid is None:
-            return "exited"
-        if request is not None and self.process.is_alive():
+        return stop_children([self], [time.monotonic() + grace_s], [request])[0]
+
+
+def stop_children(children: Sequence[Child], deadlines: Sequence[float],
+                  requests: Optional[Sequence[Optional[Callable[[], None]]]] = None) -> List[str]:
+    """End many children together: each is asked (``requests``), all are waited on until
+    their ``deadlines`` (``time.monotonic``; one shared instant as a rule), then what is left
+    is sent SIGTERM at once and given ``TERMINATE_GRACE_S`` together, then SIGKILL. The
+    whole takes the latest deadline plus at most twice ``TERMINATE_GRACE_S``, however many
+    children there are. Returns how each ended: "exited", "terminated" or "killed"."""
+    processes = [child.process for child in children]
+    for process, request in zip(processes, requests or [None] * len(processes)):
+        if request is not None and process.pid is not None and process.is_alive():
             try:
                 request()
             except (OSError, ValueError, EOFError):
                 pass
-        self.process.join(grace_s)
-        if not self.process.is_alive():
-            return "exited"
-        self.process.terminate()
-        self.process.join(TERMINATE_GRACE_S)
-        if not self.process.is_alive():
-            return "terminated"
-        self.process.kill()
-        self.process.join(TERMINATE_GRACE_S)
-        return "killed"
+    how = ["exited"] * len(processes)
+    for process, deadline in zip(processes, deadlines):
+        if process.pid is not None:
+            process.join(max(0.0, deadline - time.monotonic()))
+    for verdict in ("terminated", "killed"):
+        left = [i for i, p in enumerate(processes) if p.pid is not None and p.is_alive()]
+        for i in left:
+            how[i] = verdict
+            if verdict == "terminated":
+                processes[i].terminate()
+            else:
+                processes[i].kill()
+        until = time.monotonic() + TERMINATE_GRACE_S
+        for i in left:
+            processes[i].join(max(0.0, until - time.monotonic()))
+    return how
 
 
 # -- copies as processes ------------------------------------------------------------------
@@ -291,10 +307,16 @@ class ProcessCopy:
     def request_stop(self) -> None:
         self._send(("stop",))
 
+    @property
+    def child(self) -> Child:
+        return self._child
+
     def close(self, grace_s: float = STOP_GRACE_S) -> bool:
-        how = self._child.stop(self.request_stop, grace_s=grace_s)
+        return close_copies([self], time.monotonic() + grace_s)[0]
+
+    def release(self) -> None:
+        """Close the parent's end of the pipe, once the process has ended."""
         self._conn.close()
-        return how == "exited"
 
     def _send(self, message: tuple) -> None:
         try:
@@ -335,3 +357,25 @@ class ProcessCopy:
                     f"copy process {self.job.copy_index} died (exit code {code})", "copy_died")
                 self.end_ns = self.end_ns or perf_counter_ns()
                 self._done = True
+
+
+def close_copies(copies: Sequence[Any], deadline: float, *, exiting_s: float = 0.0) -> List[bool]:
+    """Close copies, thread or process, by one deadline (``time.monotonic``): every copy is
+    asked to stop at once, all are waited on until that instant, then every process copy still
+    running is terminated together (then killed) and every thread copy still running is
+    abandoned. A copy that has finished is only exiting: it may take ``exiting_s`` from now,
+    whatever the deadline. True for each copy that ended by itself."""
+    for each in copies:
+        each.request_stop()
+    now = time.monotonic()
+    deadlines = [max(deadline, now + exiting_s) if each.finished else deadline for each in copies]
+    ended = [True] * len(copies)
+    procs = [i for i, each in enumerate(copies) if isinstance(each, ProcessCopy)]
+    hows = stop_children([copies[i].child for i in procs], [deadlines[i] for i in procs])
+    for i, how in zip(procs, hows):
+        copies[i].release()
+        ended[i] = how == "exited"
+    for i, each in enumerate(copies):
+        if not isinstance(each, ProcessCopy):
+            ended[i] = each.close_by(deadlines[i])
+    return ended

@@ -28,6 +28,7 @@ from .fields import Fields
 from .measurement import (
     PERCENTILE_KEYS, STATUSES, ConfigResult, LatencySummary, Throughput, Timeline,
 )
+from .paths import read_regular_file
 from .specs import COPY_MODES, RunConfig
 
 SCHEMA = "latency-tui/session"
@@ -167,9 +168,31 @@ def result_from_dict(f: Fields) -> ConfigResult:
         stages={name: LatencySummary.from_dict(value, stages.path(name))
                 for name, value in stages.data.items()},
         timeline=Timeline.from_dict(timeline.data, timeline.where) if timeline else None,
-        utilisation=dict(f.table("utilisation", {}).data),
+        utilisation=_utilisation(f),
         trial=dict(f.table("trial", {}).data),
     )
+
+
+def _utilisation(f: Fields) -> Dict[str, Dict[str, Any]]:
+    """The utilisation summary, as the monitors write it (``monitors.sampler.summarise``): per
+    reading label, numbers (``mean``, ``max``, ``samples``), a metric's ``{"mean", "max"}``, or
+    the reason it was ``absent``; anything else is refused, naming the field."""
+    table = f.table("utilisation", {})
+    out: Dict[str, Dict[str, Any]] = {}
+    for label, value in table.data.items():
+        entry = Fields(value, table.path(label))
+        checked: Dict[str, Any] = {}
+        for key, item in entry.data.items():
+            if key == "absent":
+                checked[key] = entry.string(key)
+            elif isinstance(item, dict):
+                metric = Fields(item, entry.path(key))
+                checked[key] = {name: metric.number(name) for name in metric.data}
+            else:
+                checked[key] = entry.number(key, integer=key == "samples",
+                                            minimum=0 if key == "samples" else None)
+        out[label] = checked
+    return out
 
 
 def result_from_v1(f: Fields) -> ConfigResult:
@@ -220,7 +243,12 @@ def session_target(path: PathLike, *, what: str = "--json") -> Path:
     file it points to is replaced (the link stays a link).
     """
     given = Path(path).expanduser()
-    target = given.resolve() if given.is_symlink() else given
+    try:
+        target = given.resolve() if given.is_symlink() else given
+    except RuntimeError:  # Python < 3.13 says a loop so; 3.13 raises OSError (ELOOP)
+        raise UserError(f"{what} {given}: is a symbolic link loop") from None
+    except OSError as exc:
+        raise UserError(f"{what} {given}: {exc.strerror or exc}") from None
     try:
         mode = os.stat(target).st_mode
     except FileNotFoundError:
@@ -292,12 +320,7 @@ def _json_default(value: Any) -> Any:
 def load_session(path: PathLike) -> Session:
     """Read a session file; a file that is not one raises ``UserError`` naming it."""
     source = Path(path).expanduser()
-    try:
-        if source.stat().st_size > MAX_FILE_BYTES:
-            raise UserError(f"{source}: larger than {MAX_FILE_BYTES // 2**20} MiB; not a session")
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{source}: {exc.strerror or exc}") from None
+    raw = read_regular_file(source, MAX_FILE_BYTES, str(source))  # never a FIFO or /dev/zero
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:

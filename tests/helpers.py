@@ -7,8 +7,9 @@ import textwrap
 
 def fake_plan(*, latency_ms=0.2, duration_s=0.3, samples=None, batch_sizes=(1,), copies=(1,),
               workers=(1,), copy_mode="thread", warmup=None, model="builtin:noop", device_name="fake",
-              **device):
-    """A RunPlan on the fake device, built through the real preset parser and planner."""
+              overrides=None, **device):
+    """A RunPlan on the fake device, built through the real preset parser and planner;
+    ``overrides``: more ``Overrides`` fields, as the command line gives them."""
     from latency_tui.core.plan import Overrides, build_plan
     from latency_tui.core.presets import parse_preset
 
@@ -34,7 +35,8 @@ def fake_plan(*, latency_ms=0.2, duration_s=0.3, samples=None, batch_sizes=(1,),
     """
     preset = parse_preset(textwrap.dedent(text), name="fake", path=None, origin="file",
                           where="test preset")
-    return build_plan(preset, Overrides(samples=samples, duration_s=duration_s if samples else None))
+    return build_plan(preset, Overrides(samples=samples, duration_s=duration_s if samples else None,
+                                        **(overrides or {})))
 
 
 def stray_children():

@@ -292,3 +292,76 @@ def test_cuda_on_a_cpu_only_torch_exits_2_with_one_line_and_writes_nothing(tmp_p
     assert len(lines) == 1 and "CPU-only build" in lines[0] and repr(device) in lines[0], lines
     assert proc.stdout == ""
     assert not target.exists() and not data.exists()  # no session, no log, no cache
+
+
+def test_a_model_hanging_on_its_first_inference_obeys_timeout_and_warmup_max(tmp_path):
+    """A hang on call 0 waited for warmup.first_timeout_s (600 s) whatever --timeout said."""
+    preset = fake_preset(tmp_path)
+    preset.write_text(preset.read_text().replace("latency_ms = 0.5", "hang_after = 0"))
+    target = tmp_path / "s.json"
+    began = time.monotonic()
+    proc = cli("run", "--preset", str(preset), "--timeout", "1", "--warmup-max", "2",
+               "--duration", "1", "--json", str(target), "--quiet", timeout=60)
+    assert time.monotonic() - began < 30
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (result,) = json.loads(target.read_text())["results"]
+    assert result["error_kind"] == "timeout" and "timeout of 2 s" in result["error"]
+    no_traceback(proc)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="FIFOs and /dev/zero")
+def test_show_and_presets_refuse_fifos_and_devices_with_one_line_never_hanging(tmp_path):
+    fifo = tmp_path / "s.json"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        proc = cli("show", str(path), timeout=30)  # a FIFO hung; /dev/zero ran out of memory
+        assert proc.returncode == 2 and "not a regular file" in proc.stderr, proc.stderr[-2000:]
+        assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr
+    folder = tmp_path / "config" / "latency-tui" / "presets"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "stuck.toml")
+    listed = cli("presets", env={"XDG_CONFIG_HOME": str(tmp_path / "config")}, timeout=30)
+    assert listed.returncode == 0 and "cpu-mlp" in listed.stdout  # the FIFO is skipped
+    named = cli("run", "--preset", str(folder / "stuck.toml"), timeout=30)
+    assert named.returncode == 2 and "not a regular file" in named.stderr
+    no_traceback(listed)
+    no_traceback(named)
+
+
+def test_json_at_a_symlink_loop_is_exit_2_with_one_line(tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    proc = cli("run", "--preset", str(fake_preset(tmp_path)), "--json", str(loop), timeout=60)
+    assert proc.returncode == 2 and "symbolic link" in proc.stderr and str(loop) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    no_traceback(proc)
+
+
+@pytest.mark.parametrize("step", ["load_preset", "check_sources"])
+def test_ctrl_c_before_the_run_begins_exits_130_with_one_line(monkeypatch, capsys, tmp_path, step):
+    """^C while modules load (or a user module is imported) printed a traceback, exit -2."""
+    from latency_tui.core import api
+    from latency_tui.tui.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, step, interrupted)
+    code = main(["run", "--preset", str(fake_preset(tmp_path)), "--json",
+                 str(tmp_path / "s.json"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert err.strip() == "latency-tui: interrupted" and "Traceback" not in err
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_presets_shows_copies_all_as_all(tmp_path):
+    folder = tmp_path / "config" / "latency-tui" / "presets"
+    folder.mkdir(parents=True)
+    (folder / "everywhere.toml").write_text('[model]\nsource = "builtin:noop"\n'
+                                            '[run]\ncopies = ["all", 2]\n')
+    proc = cli("presets", env={"XDG_CONFIG_HOME": str(tmp_path / "config"), "COLUMNS": "250"},
+               timeout=30)
+    assert proc.returncode == 0
+    (row,) = [line for line in proc.stdout.splitlines() if "everywhere" in line]
+    assert "all,2" in row and "-1" not in row

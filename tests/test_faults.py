@@ -89,3 +89,69 @@ def test_keyboard_interrupt_raised_by_a_model_is_that_models_failure():
                        backend_factory=lambda c: FakeBackend(c.device_options, handler=handler))
     assert result.status == "failed" and result.error_kind == "exit"
     assert "KeyboardInterrupt" in result.error
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_eight_hung_copies_stop_within_one_shared_grace_not_one_grace_per_copy(mode):
+    """Every copy is asked at once and all share one deadline: the stop takes about one grace
+    (it took a grace per copy, plus one: 4.5 s here), and no copy process is left."""
+    import threading
+
+    from latency_tui.core.events import RunFinished, Samples
+
+    grace = 0.5
+    plan = fake_plan(copies=(8,), copy_mode=mode, mode="sleep", latency_ms=1.0, hang_after=80,
+                     duration_s=60)
+    events = []
+    engine = Engine(plan, events.append, stop_grace_s=grace)
+    thread = threading.Thread(target=engine.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not any(isinstance(e, Samples) for e in events) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # every copy is past its 80th call: all eight hang
+    asked = time.monotonic()
+    engine.stop()
+    thread.join(30)
+    took = time.monotonic() - asked
+    assert not thread.is_alive()
+    assert took < grace * 2 + 1.5, f"the stop took {took:.2f} s"  # a grace per copy: 4.5 s
+    (finished,) = [e for e in events if isinstance(e, RunFinished)]
+    (result,) = finished.results
+    assert result.status == "cancelled" and result.samples > 0
+    assert any("did not end within 0.5 s" in w for w in result.warnings), result.warnings
+    assert stray_children() == []
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_first_inference_that_never_returns_ends_within_timeout_and_warmup_max(mode):
+    """--timeout 1 --warmup-max 1.5: the first (cold) inference is given 1.5 s, not 600."""
+    plan = fake_plan(copy_mode=mode, mode="sleep", hang_after=0, duration_s=5,
+                     overrides={"timeout_s": 1.0, "warmup_max_s": 1.5})
+    assert plan.warmup.first_timeout_s == 1.5
+    began = time.monotonic()
+    (result,), _ = run(plan, stop_grace_s=0.5)
+    assert time.monotonic() - began < 1.5 + 0.5 + 10  # process copies take seconds to start
+    assert result.status == "failed" and result.error_kind == "timeout", result.error
+    assert "timeout of 1.5 s while warming up" in result.error
+    assert stray_children() == []
+
+
+@pytest.mark.parametrize("overrides, bound", [
+    ({}, 600.0),  # the preset's warmup.first_timeout_s
+    ({"timeout_s": 2.0}, 2.0),
+    ({"timeout_s": 2.0, "warmup_max_s": 3.0}, 3.0),  # the larger of the two
+    ({"timeout_s": 5.0, "warmup_max_s": 3.0}, 5.0),
+    ({"timeout_s": 9000.0}, 600.0),  # never more than the preset allows
+    ({"warmup_max_s": 3.0}, 600.0),  # --warmup-max alone bounds the warm-up, not one inference
+    ({"timeout_s": 2.0, "first_timeout_s": 60.0}, 60.0),  # --first-timeout says it outright
+])
+def test_the_first_inference_bound_follows_timeout_and_warmup_max_unless_given(overrides, bound):
+    assert fake_plan(overrides=overrides).warmup.first_timeout_s == bound
+
+
+def test_a_first_timeout_out_of_range_is_refused_at_planning():
+    from latency_tui.core.errors import UserError
+
+    with pytest.raises(UserError, match="--first-timeout: must be more than 0"):
+        fake_plan(overrides={"first_timeout_s": 0.0})

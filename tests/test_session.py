@@ -189,3 +189,94 @@ def test_a_symlink_is_followed_and_stays_a_link(tmp_path):
     assert check_writable(link) == real
     save_session(Session(preset={"name": "linked"}), link)
     assert link.is_symlink() and load_session(real).preset == {"name": "linked"}
+
+
+def _bounded(call, timeout=10.0):
+    """``call()`` in a helper thread: what it raised or returned, failing (never hanging) when
+    it has not ended within ``timeout`` s (a FIFO read waits for a writer for ever)."""
+    import threading
+
+    outcome = []
+
+    def target():
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            outcome.append(exc)
+
+    helper = threading.Thread(target=target, daemon=True)
+    helper.start()
+    helper.join(timeout)
+    assert not helper.is_alive(), f"still reading after {timeout:g} s"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_named_as_a_session_is_refused_at_once_not_read(tmp_path):
+    fifo = tmp_path / "s.json"
+    os.mkfifo(fifo)
+    raised = _bounded(lambda: load_session(fifo))
+    assert isinstance(raised, UserError), raised
+    assert "not a regular file" in str(raised) and str(fifo) in str(raised)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_an_endless_device_as_a_session_is_refused_not_read_into_memory():
+    raised = _bounded(lambda: load_session("/dev/zero"))
+    assert isinstance(raised, UserError) and "/dev/zero: is not a regular file" in str(raised)
+
+
+def test_a_directory_or_a_symlink_loop_as_a_session_is_one_line(tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    for path, words in ((tmp_path, "is a directory"), (loop, "symbolic links")):
+        with pytest.raises(UserError) as caught:
+            load_session(path)
+        assert words in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_json_pointing_at_a_symlink_loop_is_refused_with_one_line(tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    with pytest.raises(UserError, match="symbolic link loop|symbolic links") as caught:
+        check_writable(loop)
+    assert str(loop) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_session_larger_than_the_bound_is_refused_without_reading_it_all(tmp_path, monkeypatch):
+    import latency_tui.core.session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_FILE_BYTES", 1000)
+    big = tmp_path / "big.json"
+    big.write_text(" " * 5000)
+    with pytest.raises(UserError, match="larger than"):
+        load_session(big)
+
+
+UTILISATION = {"cpu": {"mean": 12.5, "max": 40.0, "samples": 3},
+               "gpu0": {"mean": 50.0, "max": 90.0, "samples": 3,
+                        "memory_mb": {"mean": 100.0, "max": 120.0}},
+               "nc0": {"absent": "no neuron-monitor"}}
+
+
+@pytest.mark.parametrize("utilisation, message", [
+    ({"cpu": "x"}, "utilisation.cpu: must be an object, not 'x'"),
+    ({"cpu": {"mean": "x"}}, "utilisation.cpu.mean: must be a finite number"),
+    ({"cpu": {"samples": 2.5}}, "utilisation.cpu.samples: must be an integer"),
+    ({"cpu": {"samples": -1}}, "utilisation.cpu.samples: must be at least 0"),
+    ({"cpu": {"absent": 3}}, "utilisation.cpu.absent: must be a string"),
+    ({"gpu0": {"memory_mb": {"mean": [1]}}}, "utilisation.gpu0.memory_mb.mean: must be a finite"),
+    ({"cpu": {"mean": True}}, "utilisation.cpu.mean: must be a finite number, not true"),
+    ([1, 2], "utilisation: must be an object"),
+])
+def test_utilisation_entries_are_type_checked_on_load(tmp_path, utilisation, message):
+    result = {"status": "finished", "utilisation": utilisation,
+              "config": {"device": "cpu", "batch_size": 1, "copies": 1, "workers_per_copy": 1}}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"schema": SCHEMA, "schema_version": 2, "results": [result]}))
+    with pytest.raises(UserError) as caught:
+        load_session(path)
+    assert message in str(caught.value)
+    result["utilisation"] = UTILISATION  # as the monitors write it: read faithfully
+    path.write_text(json.dumps({"schema": SCHEMA, "schema_version": 2, "results": [result]}))
+    assert load_session(path).results[0].utilisation == UTILISATION

@@ -94,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="longest warm-up per configuration")
     run.add_argument("--timeout", type=_positive_float("--timeout"), metavar="SECONDS",
                      help="longest one inference may take (default: 100 x the warm-up median, "
-                          "at least 10 s); past it the configuration fails")
+                          "at least 10 s); past it the configuration fails. The first inference "
+                          "gets the larger of this and --warmup-max")
+    run.add_argument("--first-timeout", type=_positive_float("--first-timeout"),
+                     metavar="SECONDS", help="longest a copy's first (cold) inference may take "
+                                             "(default: warmup.first_timeout_s, 600 s)")
     run.add_argument("--json", metavar="PATH", help="where to write the session "
                      "(default: a new file in the user data directory)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
@@ -108,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         if args.command == "run":
             return _run(args)
         if args.command == "presets":
@@ -122,6 +126,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as exc:
         print(f"latency-tui: error: {single_line(exc, 2000)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # ^C before a run's own handling begins (imports, a user module)
+        _say("latency-tui: interrupted")
+        return 128 + int(signal.SIGINT)
 
 
 def new_session_path(name: str) -> Path:
@@ -167,6 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         model=args.model, device=args.device, batch_sizes=args.batch_sizes, copies=args.copies,
         workers=args.workers, copy_mode=args.copy_mode, duration_s=args.duration,
         samples=args.samples, warmup_max_s=args.warmup_max, timeout_s=args.timeout,
+        first_timeout_s=args.first_timeout,
     ))
     api.check_sources(plan)
     api.check_available(plan)
@@ -267,7 +275,8 @@ def _presets() -> int:
     for p in list_presets():
         table.add_row(*(Text(single_line(cell)) for cell in (
             p.name, p.origin, p.model.source, p.run.device, ",".join(map(str, p.run.batch_sizes)),
-            ",".join(map(str, p.run.copies)), ",".join(map(str, p.run.workers)), p.description)))
+            ",".join("all" if c < 1 else str(c) for c in p.run.copies),  # "all" is kept as -1
+            ",".join(map(str, p.run.workers)), p.description)))
     console = output_console()
     console.print(table)
     console.print(Text(f"user presets: {single_line(user_preset_dir())}/*.toml"), soft_wrap=True)
