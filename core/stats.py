@@ -126,8 +126,8 @@ def summarize(
 
     ``std`` is the population standard deviation (ddof=0): the summary describes the samples
     measured, not an estimate of a wider population, and it is 0 rather than undefined for a
-    single sample. Intervals are given for every percentile that has enough samples; warnings
-    name the percentiles with fewer than ``MIN_SAMPLES_ABOVE`` samples above them.
+    single sample. Intervals are given for every percentile that has enough samples; one warning
+    names the percentiles with fewer than ``MIN_SAMPLES_ABOVE`` samples above them.
     """
     values = np.asarray(latencies_ns)
     if values.ndim != 1:
@@ -195,16 +195,22 @@ def samples_above(n: int, q: float) -> int:
 
 
 def tail_warnings(n: int) -> tuple[str, ...]:
-    """One warning per percentile that rests on fewer than ``MIN_SAMPLES_ABOVE`` samples."""
-    warnings: list[str] = []
+    """At most one warning: every percentile that rests on fewer than ``MIN_SAMPLES_ABOVE``
+    samples, named in one line ("p99 rests on 4 samples above it, p99.9 on 0; ...") so that a
+    short run raises one notice per configuration rather than one per percentile."""
+    parts: list[str] = []
     for key, q in PERCENTILES:
         above = samples_above(n, q)
         if above < MIN_SAMPLES_ABOVE:
-            noun = "sample" if above == 1 else "samples"
-            warnings.append(
-                f"{key} rests on {above} {noun} above it; run longer for a meaningful value"
-            )
-    return tuple(warnings)
+            if parts:
+                parts.append(f"{key} on {above}")
+            else:
+                noun = "sample" if above == 1 else "samples"
+                parts.append(f"{key} rests on {above} {noun} above it")
+    if not parts:
+        return ()
+    advice = "a meaningful value" if len(parts) == 1 else "meaningful values"
+    return (f"{', '.join(parts)}; run longer for {advice}",)
 
 
 def throughput(samples: int, duration_s: float, batch_size: int,

@@ -21,6 +21,7 @@ import asyncio
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
@@ -34,14 +35,14 @@ from latency_tui.core import api
 from latency_tui.core.errors import UserError
 
 from . import dialogs, keys, present
-from .commands import PresetCommands
-from .layout import apply_size
+from .commands import PresetCommands, app_commands
+from .layout import apply_size, change_refresh
 from .live import LiveConfig, shown_after_run
 from .panes import Panes
-from .planstate import PlanState
+from .planstate import PlanState, tui_words
 from .runcontrol import RunControl, StartRun
 from .running import Running
-from .screens import ConfirmScreen, HelpScreen
+from .screens import ConfirmScreen
 from .sessions import SessionKeeper
 from .widgets.gauges import PercentileGauges
 from .widgets.header import HeaderBar
@@ -75,7 +76,7 @@ class LatencyApp(Running, App[int]):
         start_run: Optional[StartRun] = None,
         monitors: Optional[Sequence[api.Monitor]] = None,
         data_dir: Optional[Path] = None,
-        keymap: Optional[Dict[str, str]] = None,
+        keymap: Any = None,  # {binding id: keys}, or prefs.KeysFile: checked at mount
         clock: Callable[[], float] = time.monotonic,
         refresh_s: float = 0.5,
         drain_s: float = 0.1,
@@ -85,7 +86,7 @@ class LatencyApp(Running, App[int]):
         self.requested_preset = preset
         self.open_at_start = open_session
         self.fixed_monitors = list(monitors) if monitors is not None else None
-        self.keymap = dict(keymap or {})
+        self.keymap: Any = keymap if keymap is not None else {}
         self.clock = clock
         self.refresh_s = refresh_s
         self.drain_s = drain_s
@@ -146,8 +147,7 @@ class LatencyApp(Running, App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.keymap:
-            self.set_keymap(self.keymap)
+        self.keymap = keys.apply_keymap(self, self.keymap)  # what is sound; notices for the rest
         apply_size(self, self.size.width, self.size.height)
         self.set_interval(self.drain_s, self._tick, name="drain")
         if not self.is_headless:
@@ -226,7 +226,7 @@ class LatencyApp(Running, App[int]):
     def notice(self, level: str, text: str) -> None:
         panes = self.query(NoticesPane)
         if panes:  # none while the app shuts down: the session still records what happened
-            panes.first().add(level, text)
+            panes.first().add(level, keys.localize(self, tui_words(text)))
 
     def _table_configs(self) -> Iterable[LiveConfig]:
         configs = self.view_configs if self.viewing is not None else self.sessions.configs
@@ -254,6 +254,10 @@ class LatencyApp(Running, App[int]):
                             self.display_paused, self.plans.plan is None)
 
     def _header_info(self) -> Any:
+        info = self._header_facts()
+        return replace(info, note=keys.localize(self, info.note))
+
+    def _header_facts(self) -> Any:
         if self.viewing is not None:
             path, session = self.viewing
             return present.view_header(path, session, self.focus_config(), self.display_paused)
@@ -298,14 +302,13 @@ class LatencyApp(Running, App[int]):
         self.refresh_panes()
 
     def action_refresh_rate(self, factor: float) -> None:
-        self.refresh_s = min(5.0, max(0.25, self.refresh_s * factor))
-        self.notice("info", f"panes redraw every {self.refresh_s:g} s")
+        change_refresh(self, faster=factor < 1)
 
     def action_sort(self, number: int) -> None:
         self.query_one(ResultsTable).sort_by_number(number)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(keys.key_rows(self)))
+        keys.show_help(self)
 
     async def action_quit(self) -> None:
         if not self.run_active:
@@ -379,8 +382,7 @@ class LatencyApp(Running, App[int]):
             self.runs.stop(grace_s=QUIT_GRACE_S)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield from keys.system_commands(self)
+        return app_commands(self)  # not Textual's Keys, Maximize, Screenshot, Theme
 
 
 def run_app(preset: Optional[str] = None, *, session_path: Optional[str] = None,

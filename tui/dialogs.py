@@ -23,11 +23,11 @@ from .sessions import view_configs
 from .widgets.results import ResultsTable
 from .widgets.utilisation import UtilisationPane
 
-#: Sweep axis: (prompt title, what the values are, default when the plan does not sweep it).
+#: Sweep axis: (prompt title, the field's name as the edit form has it, an example).
 SWEEP_AXES = {
     "batch_sizes": ("Batch-size sweep", "batch sizes", "1,2,4,8,16"),
     "copies": ("Copies sweep", "copies", "1,2,4"),
-    "workers": ("Workers sweep", "workers", "1,2,4"),
+    "workers": ("Workers sweep", "workers per copy", "1,2,4"),
 }
 
 
@@ -36,9 +36,8 @@ def sweep(app: Any, axis: str) -> None:
     if plans.plan is None:
         app.notice("error", "no preset: p picks one")
         return
-    title, what, fallback = SWEEP_AXES[axis]
+    title, what, example = SWEEP_AXES[axis]
     current = plans.axis(axis)
-    default = fmt_values(current) if len(current) > 1 else fallback
 
     def parse(text: str) -> tuple:
         values = plans.parse_ints(text, what)
@@ -51,10 +50,10 @@ def sweep(app: Any, axis: str) -> None:
         if values and app.apply_changes({axis: values}):
             run_checked(app)
 
-    app.push_screen(ValuesPrompt(
+    app.push_screen(ValuesPrompt(  # prefilled with the current values, like every prompt
         f"{title}: {what} to measure",
-        f"Comma-separated whole numbers; now {fmt_values(current)}. "
-        "The other settings stay as they are.", default, parse), done)
+        f"Comma-separated whole numbers, e.g. {example}; now {fmt_values(current)}. "
+        "The other settings stay as they are.", fmt_values(current), parse), done)
 
 
 def pick_preset(app: Any) -> None:
@@ -161,7 +160,8 @@ def save(app: Any) -> None:
 
 def open_session(app: Any) -> None:
     recent = app.sessions.recent()
-    default = recent[0] if recent else str(app.sessions.directory) + "/"
+    default = str(app.viewing[0]) if app.viewing is not None else \
+        recent[0] if recent else str(app.sessions.directory) + "/"
 
     def done(text: Optional[str]) -> None:
         if text:

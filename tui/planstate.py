@@ -12,6 +12,7 @@ refused with the reason instead of failing every configuration). Both may import
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -22,6 +23,36 @@ from latency_tui.core.specs import RunPlan
 
 #: Devices always at hand: nothing to import, nothing to check.
 ALWAYS_THERE = ("cpu", "fake")
+
+#: The plan builder names the command line's flags; the TUI names its dialogs' fields (the edit
+#: form's labels, which the sweep prompts share).
+FIELD_WORDS = {
+    "--model": "model", "--device": "device", "--batch-sizes": "batch sizes",
+    "--copies": "copies", "--workers": "workers per copy", "--copy-mode": "copy mode",
+    "--duration": "duration (s)", "--samples": "samples", "--warmup-max": "warm-up max (s)",
+    "--timeout": "timeout (s)", "--first-timeout": "first-inference timeout (s)",
+}
+_FLAG = re.compile(r"(?<![\w/.-])--[a-z][a-z-]*(?![\w-])")
+#: The tool's own errors say all in their message: their class names go.
+_OWN_ERROR = re.compile(r"(?<![^\s(])(?:\w+\.)*(?:UserError|UserCodeExit|ConfigurationError|"
+                        r"EngineProcessError): ")
+#: Any other exception's class name, as the start of a message ("KeyError: 'x'").
+_ERROR_NAME = re.compile(r"(?<![^\s(])(?:\w+\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt))"
+                         r"(?=: |$)")
+
+
+def tui_words(text: str) -> str:
+    """A message in the TUI's words: the dialogs' field names for the command line's flags
+    (``--copies`` -> ``copies``), no exception class names (``UserError:`` goes;
+    ``ZeroDivisionError: x`` reads ``zero division error: x``)."""
+    text = _FLAG.sub(lambda m: FIELD_WORDS.get(m.group(), m.group()), str(text))
+    text = _OWN_ERROR.sub("", text)
+
+    def words(match: "re.Match[str]") -> str:
+        parts = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", match.group(1))
+        return " ".join(p if len(p) > 1 and p.isupper() else p.lower() for p in parts)
+
+    return _ERROR_NAME.sub(words, text)
 
 
 class PlanState:

@@ -12,15 +12,20 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.keys import format_key
 from textual.widgets.option_list import Option
 
 from latency_tui.core.errors import UserError, printable, single_line
+
+from .keys import DEFAULT_KEYS, REMAPPABLE
+from .layout import REFRESH_STEPS
+from .planstate import tui_words
 
 _MODAL_CSS = """
 {name} {{ align: center middle; }}
@@ -39,19 +44,29 @@ def _css(name: str) -> str:
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key the app answers to (as currently mapped), and what the panes show."""
+    """Every key the app answers to (as currently mapped), and what the panes show. The middle
+    scrolls (arrows, Page Up/Down, Home/End) when the terminal is too short to show it all."""
 
     DEFAULT_CSS = _css("HelpScreen") + """
     HelpScreen > Vertical { width: 84; }
-    HelpScreen VerticalScroll { height: auto; max-height: 30; }
+    HelpScreen VerticalScroll { height: auto; }
     """
     BINDINGS = [
         Binding("escape,question_mark,q", "dismiss_help", "Close", show=True),
     ]
+    #: Rows of the dialog around the scrolling part: border, title and its margin, the hint.
+    CHROME = 5
 
-    def __init__(self, keys: Sequence[Tuple[str, str]]) -> None:
+    def __init__(self, keys: Sequence[Tuple[str, str]],
+                 hints: Optional[Dict[str, str]] = None,
+                 help_keys: Sequence[str] = ("question_mark",)) -> None:
         super().__init__()
         self.keys = list(keys)
+        #: The app's help key(s) as mapped close it too (the app's keys do not reach a modal).
+        self.help_keys = tuple(help_keys)
+        #: The keys as now mapped, by binding id, and the redraw interval ("refresh").
+        self.hints = {**{i: format_key(k[0]) for i, k in DEFAULT_KEYS.items()}, "refresh": "0.5",
+                      **(hints or {})}
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -59,26 +74,58 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, description in self.keys:
             table.add_row(key, description)
+        closers = list(dict.fromkeys(["Escape", self.hints["help"], "q"]))
         with Vertical():
             yield Label("latency-tui keys", classes="title")
             with VerticalScroll():
                 yield Static(table)
-                yield Static(Text(HELP_NOTES, style="dim"))
-            yield Label("Escape, ? or q closes this help.", classes="hint")
+                yield Static(Text(help_notes(self.hints), style="dim"), id="notes")
+            yield Label(f"{', '.join(closers[:-1])} or {closers[-1]} closes this help; "
+                        "arrows and Page Up/Down scroll it.", classes="hint", id="close-hint")
+
+    def on_mount(self) -> None:
+        self._fit(self.app.size.height)
+        self.query_one(VerticalScroll).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        """The scrolling part as tall as the terminal leaves it, so that the dialog's title and
+        its last line stay on screen at 80x24."""
+        self.query_one(VerticalScroll).styles.max_height = max(3, height - self.CHROME)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in self.help_keys:
+            event.stop()
+            self.dismiss(None)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)
 
 
-HELP_NOTES = (
-    "\nSorting: 1 #, 2 batch, 3 copies, 4 workers, 5 inf/s, 6 samples/s, 7 p50, 8 p90, 9 p99, "
-    "0 status, or click a column header; the same key again reverses.\n"
-    "Up/down in the results table shows that configuration in the panes when no run is going.\n"
-    "Sweeps ask for values like 1,2,4,8 and start the run at once; r re-runs the current plan.\n"
-    "Space freezes the panes only: the run goes on, and its events keep being collected.\n"
-    "Keys can be remapped in keys.toml in the user config directory, by binding id: run, "
-    "sweep_batch, sweep_copies, sweep_workers, preset, edit, save, open, pause, help, quit."
-)
+#: The number keys at 100 columns and wider (below, they follow the columns then visible).
+SORTING = "1 #, 2 batch, 3 copies, 4 workers, 5 inf/s, 6 samples/s, 7 p50, 8 p90, 9 p99, 0 status"
+
+
+def help_notes(hints: Dict[str, str]) -> str:
+    """What the panes and keys do, naming the keys as mapped."""
+    steps = ", ".join(f"{s:g}" for s in REFRESH_STEPS)
+    return (
+        f"\nSorting: {hints.get('sorting') or SORTING}, or click a column header; the same key "
+        "again reverses.\n"
+        "Up/down in the results table shows that configuration in the panes when no run is "
+        "going.\n"
+        f"Sweeps ask for values like 1,2,4,8 and start the run at once; {hints['run']} re-runs "
+        "the current plan.\n"
+        f"Pause ({hints['pause']}) freezes the panes only: the run goes on, and its events keep "
+        "being collected.\n"
+        f"The panes redraw every {hints['refresh']} s; {hints['faster']} and {hints['slower']} "
+        f"step through {steps} s.\n"
+        "Keys can be remapped in keys.toml in the user config directory, by binding id: "
+        f"{', '.join(REMAPPABLE)}. A mistake there is a notice at start, and that key keeps "
+        "its default."
+    )
 
 
 class ValuesPrompt(ModalScreen[Optional[Tuple[int, ...]]]):
@@ -108,7 +155,7 @@ class ValuesPrompt(ModalScreen[Optional[Tuple[int, ...]]]):
         try:
             values = self.parse(event.value)
         except (UserError, ValueError) as exc:
-            self.query_one("#error", Label).update(Text(printable(exc)))
+            self.query_one("#error", Label).update(Text(printable(tui_words(str(exc)))))
             return
         self.dismiss(values)
 
@@ -147,7 +194,7 @@ class PathPrompt(ModalScreen[Optional[str]]):
     def _finish(self, path: str) -> None:
         problem = self.check(path)
         if problem:
-            self.query_one("#error", Label).update(Text(printable(problem)))
+            self.query_one("#error", Label).update(Text(printable(tui_words(problem))))
             return
         self.dismiss(path)
 
@@ -352,11 +399,11 @@ class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
         try:
             overrides = self.collect()
         except UserError as exc:
-            self.query_one("#error", Label).update(Text(printable(exc)))
+            self.query_one("#error", Label).update(Text(printable(tui_words(str(exc)))))
             return
         problem = self.validate(overrides)
         if problem:
-            self.query_one("#error", Label).update(Text(printable(problem)))
+            self.query_one("#error", Label).update(Text(printable(tui_words(problem))))
             return
         self.dismiss(overrides)
 
@@ -367,13 +414,3 @@ class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-
-def key_rows(bindings: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:
-    """De-duplicated (key, description) rows for the help screen."""
-    seen = set()
-    rows = []
-    for key, description in bindings:
-        if (key, description) not in seen:
-            seen.add((key, description))
-            rows.append((key, description))
-    return rows

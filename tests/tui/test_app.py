@@ -81,7 +81,7 @@ async def test_r_runs_the_sweep_on_the_real_engine_and_saves_the_session(make_ap
         assert statuses(app) == ["finished", "finished", "failed"]
         assert "FINISHED" in header(app) and "3/3 configs" in header(app)
         # A failed configuration does not stop the sweep, and says why.
-        assert any("batch 4, 1 x 1: failed: RuntimeError: out of memory at batch 4" in t
+        assert any("batch 4, 1 x 1: failed: runtime error: out of memory at batch 4" in t
                    for t in notices(app, "error"))
         # Saved after every configuration, in the data directory.
         path = app.sessions.path
@@ -169,7 +169,7 @@ async def test_c_and_w_sweep_copies_and_workers(make_app):
         await pilot.press("enter")
         await finish_run(pilot)
         await pilot.press("c")
-        assert app.screen.query_one(Input).value == "1,2,4"  # the default: not swept yet
+        assert app.screen.query_one(Input).value == "1"  # the current copies, as every prompt
         await type_into(pilot, "1,2")
         await pilot.press("enter")
         await finish_run(pilot)
@@ -464,7 +464,7 @@ async def test_a_run_that_cannot_start_is_a_notice_not_a_crash(make_app):
         await pilot.press("r")
         await pilot.pause()
         assert "FAILED" in header(app)
-        assert any("engine failed: RuntimeError: no engine today" in t
+        assert any("engine failed: runtime error: no engine today" in t
                    for t in notices(app, "error"))
         assert app.check_action("sweep", ("batch_sizes",)) is True
 
