@@ -36,6 +36,10 @@ class Strategy(ABC):
     def propose(self, history: Sequence[ConfigResult]) -> Optional[Trial]:
         """The next trial given every result so far, or None when done."""
 
+    def outcome(self) -> Optional[Dict[str, Any]]:
+        """What a search found, as plain JSON (``search`` documents it); None for a sweep."""
+        return None
+
 
 class Sweep(Strategy):
     """Every configuration of a plan, in order."""
