@@ -33,14 +33,19 @@ class Settings:
     # (c) process-copy scaling on a Python-bound model
     scaling_reps: int = 5
     scaling_s: float = 2.0
+    # (d) the open-loop load generator's schedule error (``--only d``)
+    dispatch_reps: int = 3
+    dispatch_s: float = 3.0
 
 
 MODES: Dict[str, Settings] = {
     "full": Settings(),
     "quick": Settings(loop_reps=11, loop_iterations=20_000, engine_reps=3, engine_s=0.5,
-                      mlp_reps=3, mlp_engine_s=1.0, mlp_timer_s=0.5, scaling_reps=2, scaling_s=1.5),
+                      mlp_reps=3, mlp_engine_s=1.0, mlp_timer_s=0.5, scaling_reps=2, scaling_s=1.5,
+                      dispatch_reps=2, dispatch_s=2.0),
     "smoke": Settings(loop_reps=3, loop_iterations=5_000, engine_reps=1, engine_s=0.2,
-                      mlp_reps=1, mlp_engine_s=0.3, mlp_timer_s=0.2, scaling_reps=1, scaling_s=0.5),
+                      mlp_reps=1, mlp_engine_s=0.3, mlp_timer_s=0.2, scaling_reps=1, scaling_s=0.5,
+                      dispatch_reps=1, dispatch_s=0.5),
 }
 
 

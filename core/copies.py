@@ -14,6 +14,11 @@ copy.
 Each copy loads the compiled artifact onto its device (``backend.load``), takes one lane per
 worker, warms up until its latency stream is stable, and reports ready; every worker then
 sleeps until ``start_ns``, the instant the engine chose for all copies at once.
+
+In open loop (``config.rate``) a copy also runs a dispatcher thread (``openloop.Dispatcher``)
+at its share of the rate, and its workers serve the dispatcher's queue (``served_loop``)
+instead of looping closed; ``request_end`` then ends the dispatching and lets the workers serve
+what was sent, where ``request_stop`` ends everything within one inference.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from .errors import ConfigurationError, describe_error, error_kind, format_trace
 from .specs import InputSpec, ModelSpec, RunConfig, StopRule, WarmupPolicy
 from .streams import Block
 from .timing import (
-    DEVICE, END, INFER_END, INFER_START, POST_END, PRE_START, START, Recorder, StopSignal,
-    device_timed_loop, pipeline_loop, sleep_until, timed_loop,
+    DEVICE, END, INFER_END, INFER_START, POST_END, PRE_START, SCHEDULED, START, Recorder,
+    StopSignal, device_timed_loop, pipeline_loop, served_loop, sleep_until, timed_loop,
 )
 from .warmup import WarmupTracker
 
@@ -111,6 +116,11 @@ class ThreadCopy:
         self._cold = True
         self._tracker: Optional[WarmupTracker] = None
         self._measure_timeout_ns = job.stop.timeout_ns(None)
+        #: Open loop: the copy's dispatcher, its thread, and when each worker's request in
+        #: flight began (0: waiting for one).
+        self._dispatcher: Any = None
+        self._dispatch_thread: Optional[threading.Thread] = None
+        self._busy: List[int] = []
 
     @property
     def error(self) -> Optional[str]:
@@ -138,25 +148,47 @@ class ThreadCopy:
 
     def go(self, start_ns: int, deadline_ns: int, quotas: Tuple[int, ...]) -> None:
         self._started_ns = start_ns
+        work: Any = self._work
+        if self.job.config.open_loop:
+            from .openloop import Dispatcher
+
+            quota = FOREVER if FOREVER in quotas else sum(quotas)
+            self._dispatcher = Dispatcher.for_copy(self.job.config, self.job.copy_index, quota)
+            self._busy = [0] * len(self._lanes)
+            work = self._serve
         for index, lane in enumerate(self._lanes):
             worker = threading.Thread(
-                target=self._work, args=(index, lane, start_ns, deadline_ns, quotas[index]),
+                target=work, args=(index, lane, start_ns, deadline_ns, quotas[index]),
                 name=f"copy{self.job.copy_index}-worker{index}", daemon=True,
             )
             self._workers.append(worker)
             worker.start()
+        if self._dispatcher is not None:
+            self._dispatch_thread = threading.Thread(
+                target=self._dispatch, args=(start_ns, deadline_ns),
+                name=f"copy{self.job.copy_index}-dispatcher", daemon=True)
+            self._dispatch_thread.start()
 
     def drain(self) -> Block:
         """Every sample recorded since the last drain, in absolute clock readings."""
-        blocks = [_block(recorder.drain()) for recorder in self.recorders]
+        open_loop = self._dispatcher is not None
+        blocks = [_block(recorder.drain(), open_loop) for recorder in self.recorders]
         for recorder in self.recorders:
             if recorder.error is not None and self.failure is None:
                 self.failure = failure(recorder.error)
         return Block.concat(blocks)
 
+    def drain_sent(self) -> np.ndarray:
+        """The dispatcher's records since the last drain (``(2, n)``: when each request was
+        due and when it was sent); empty in closed loop."""
+        if self._dispatcher is None:
+            return np.empty((2, 0), dtype=np.int64)
+        return self._dispatcher.recorder.drain()
+
     @property
     def finished(self) -> bool:
-        return bool(self._workers) and not any(w.is_alive() for w in self._workers)
+        threads = [*self._workers, *([self._dispatch_thread] if self._dispatch_thread else [])]
+        return bool(self._workers) and not any(t.is_alive() for t in threads)
 
     @property
     def end_ns(self) -> int:
@@ -167,6 +199,9 @@ class ThreadCopy:
         sample), for the engine's per-inference timeout; None when none runs."""
         if not self._started_ns or perf_counter_ns() < self._started_ns:
             return None  # the workers are waiting for the start instant
+        if self._dispatcher is not None:  # a worker waiting for a request runs nothing
+            began = [b for b in self._busy if b]
+            return min(began) if began else None
         oldest = None
         for worker, recorder in zip(self._workers, self.recorders):
             if not worker.is_alive() or recorder.end_ns:
@@ -202,6 +237,16 @@ class ThreadCopy:
 
     def request_stop(self) -> None:
         self.stop.request()
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+
+    def request_end(self) -> None:
+        """End measuring gracefully: in open loop, no more requests are sent and the workers
+        serve those already sent; in closed loop, a stop."""
+        if self._dispatcher is not None:
+            self._dispatcher.end()
+        else:
+            self.request_stop()
 
     def close(self, grace_s: float = 5.0) -> bool:
         """Stop the copy and wait at most ``grace_s`` for it; True when it ended."""
@@ -212,7 +257,8 @@ class ThreadCopy:
         load, warm-up and every worker ended. One stuck in a device call that never returns is
         abandoned (its threads are daemons: they cannot keep the process alive)."""
         self.request_stop()
-        threads = [t for t in (self._setup_thread, *self._workers) if t is not None]
+        threads = [t for t in (self._setup_thread, *self._workers, self._dispatch_thread)
+                   if t is not None]
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         ended = not any(t.is_alive() for t in threads)
@@ -243,6 +289,8 @@ class ThreadCopy:
             self._steps = (pre, post, self.source.batch(job.config.batch_size))
         columns = 4 if self._steps else (3 if self._lanes[0].device_ns else 2)
         self._end_column = POST_END if self._steps else END
+        if job.config.open_loop:  # START, END, [DEVICE,] SCHEDULED: a pipeline is timed whole
+            columns, self._end_column = (3 if self._lanes[0].device_ns else 2) + 1, END
         self.recorders = [Recorder(columns) for _ in self._lanes]
         load_s = time.perf_counter() - began
         self._loaded.set()
@@ -316,11 +364,44 @@ class ThreadCopy:
         except BaseException as exc:
             recorder.error = exc
             recorder.end_ns = perf_counter_ns()
-            stop.request()
+            self.request_stop()
+
+    def _serve(self, index: int, lane: Lane, start_ns: int, deadline_ns: int, quota: int) -> None:
+        """An open-loop worker: the dispatcher's requests, served one at a time."""
+        recorder = self.recorders[index]
+        stop = self.stop
+        try:
+            with lane.context():
+                sleep_until(start_ns, stop)
+                if self._steps is not None:  # the pipeline is one request, timed whole
+                    call, wait, device_ns = self._one_inference(lane), None, None
+                else:
+                    call, wait, device_ns = lane.infer, lane.wait, lane.device_ns
+                config = self.job.config
+                share = config.workers_per_copy > 1 or (config.copy_mode == "thread"
+                                                        and config.copies > 1)
+                served_loop(call, wait, device_ns, self._dispatcher.requests.get, self._busy,
+                            index, recorder, stop, share)
+        except BaseException as exc:
+            recorder.error = exc
+            recorder.end_ns = perf_counter_ns()
+            self.request_stop()
+
+    def _dispatch(self, start_ns: int, deadline_ns: int) -> None:
+        try:
+            self._dispatcher.run(start_ns, deadline_ns)
+        except BaseException as exc:  # the configuration fails with the dispatcher's error
+            if self.recorders and self.recorders[0].error is None:
+                self.recorders[0].error = exc
+            self.request_stop()
 
 
-def _block(columns: np.ndarray) -> Block:
+def _block(columns: np.ndarray, open_loop: bool = False) -> Block:
     """A recorder's drained columns as a Block (absolute clock readings)."""
+    if open_loop:
+        inner = _block(columns[:-1])
+        return Block(inner.start_ns, inner.end_ns, device_ns=inner.device_ns,
+                     scheduled_ns=columns[SCHEDULED])
     rows = columns.shape[0]
     if rows == 4:
         return Block(columns[INFER_START], columns[INFER_END], pre_start_ns=columns[PRE_START],

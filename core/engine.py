@@ -5,7 +5,10 @@
 configuration at a time and ``measure``s each: the backend compiles the model once for the
 configuration, the copies (threads or processes) load it and warm up, measuring starts in every
 worker of every copy at one instant, and about ten times a second the collector drains the new
-samples into the configuration's streams and emits ``Samples`` and ``Progress``. A configuration
+samples into the configuration's streams and emits ``Samples`` and ``Progress``
+(``openloop.Collector``). In open loop (``config.rate``) each copy's dispatcher offers the
+load and ending measuring early (early stop, the sample count) lets the copies serve what was
+already sent; early stop ends a configuration once p99's interval is tight enough. A configuration
 that fails is recorded as failed (with its kind and traceback) and the next one runs; a stop
 request ends the configuration in progress (recorded as cancelled, with what it measured) and
 skips the rest. Every wait is bounded: a stop takes effect within ``stop_grace_s`` even when a
@@ -27,19 +30,19 @@ from .checks import sync_check
 from .copies import CopyJob, ThreadCopy, WarmupReport, failure, worker_quotas
 from .errors import ConfigurationError
 from .events import (
-    ConfigFinished, ConfigStarted, ModelLoaded, PhaseChanged, Progress, RunFinished,
-    RunStarted, Samples, Sink, Utilisation, WarmupFinished,
+    ConfigFinished, ConfigStarted, ModelLoaded, PhaseChanged, RunFinished, RunStarted, Sink,
+    Utilisation, WarmupFinished,
 )
 from .host import auto_threads, host_facts
 from .measurement import ConfigResult
 from .monitors import Monitor, MonitorSampler, default_monitors
 from .monitors.sampler import utilisation_warnings
+from .openloop import Collector, quick_switching
 from .procs import ProcessCopy, close_copies
 from .source import ModelSource
 from .specs import RunConfig, RunPlan
 from .stats import throughput
 from .strategies import Strategy, Sweep
-from .streams import Block, ConfigStreams
 
 COLLECT_INTERVAL_S = 0.1
 PROGRESS_EVERY_S = 5.0  # how often a long compile says how long it has taken
@@ -170,7 +173,8 @@ class Engine:
             abandoned: List[int] = []
             self._stop_by = None
             try:
-                result = self._drive(index, config, copies, threads, cold, artifact)
+                with quick_switching(config.open_loop and mode == "thread"):
+                    result = self._drive(index, config, copies, threads, cold, artifact)
             finally:
                 abandoned = self._close(copies)
             details = dict(result.details)
@@ -288,10 +292,11 @@ class Engine:
             each.go(start_ns, deadline_ns, quotas[i * workers:(i + 1) * workers])
         self.sink(PhaseChanged(index, "measuring"))
         self._sampler.begin()
-        streams = ConfigStreams(plan.sample_cap)
-        first_starts: Dict[int, int] = {}
+        collector = Collector(index, self.sink, stop_rule, config, start_ns, plan.sample_cap)
+        streams = collector.streams
         cancelled = False
         stop_since: Optional[float] = None
+        ended_ns: Optional[int] = None  # open loop: when dispatching was ended early
         cause: Optional[ConfigurationError] = None
         while True:
             if stop_since is None:
@@ -304,15 +309,22 @@ class Engine:
                 stop_since = stop_since or self._stop_copies(copies)
                 self.sink(PhaseChanged(index, "stopping", "stop requested"))
             done = all(each.finished for each in copies)
-            self._collect(index, copies, streams, start_ns, first_starts)
+            collector.collect(copies)
             self._emit_utilisation(index)
             cause = cause or next((c.failure for c in copies if c.failure is not None), None)
             cause = cause or (None if done else self._timed_out(copies))
             if done:
                 break
-            overdue = perf_counter_ns() > deadline_ns + int(self.stop_grace_s * 1e9)
+            due = collector.due()
+            if due and config.open_loop and ended_ns is None:
+                # Send no more requests; the copies serve those sent, within one grace.
+                ended_ns = perf_counter_ns()
+                for each in copies:
+                    each.request_end()
+            limit_ns = deadline_ns if ended_ns is None else min(deadline_ns, ended_ns)
+            overdue = perf_counter_ns() > limit_ns + int(self.stop_grace_s * 1e9)
             if stop_since is None and (cause is not None or overdue or (
-                    stop_rule.samples and streams.count >= stop_rule.samples)):
+                    due and not config.open_loop)):
                 stop_since = self._stop_copies(copies)
             if stop_since is not None and time.monotonic() - stop_since > self.stop_grace_s:
                 break  # a copy that does not end is closed by force in _close
@@ -334,8 +346,14 @@ class Engine:
                             f"iterations, {warmup_s:.1f} s)")
         latency = streams.latency.summary()
         device_latency = streams.device.summary() if streams.device is not None else None
-        warnings.extend(sync_check(latency, device_latency))
+        stages = {name: s.summary() for name, s in streams.stages.items() if s.count}
+        # The device's time against the host's time of the same work: the service time in
+        # open loop, where the latency also holds the wait for a free worker.
+        warnings.extend(sync_check(stages.get("service", latency), device_latency))
         warnings.extend(utilisation_warnings(utilisation))
+        more, more_warnings = collector.report(duration_s)
+        warnings.extend(more_warnings)
+        first_starts = collector.first_starts
         spread = (max(first_starts.values()) - min(first_starts.values())) / 1e6 \
             if first_starts else None
         timeline = streams.timeline.build(math.ceil(duration_s / streams.timeline.bucket_s)) \
@@ -355,7 +373,7 @@ class Engine:
             device_latency=device_latency,
             throughput=throughput(count, duration_s, config.batch_size, timeline)
             if count else None,
-            stages={name: s.summary() for name, s in streams.stages.items() if s.count},
+            stages=stages,
             timeline=timeline,
             utilisation=utilisation,
             warnings=tuple(warnings),
@@ -373,32 +391,9 @@ class Engine:
                 "sample_cap": plan.sample_cap,
                 **({"device_memory": device_reports} if any(device_reports) else {}),
                 **monitor_details,
+                **more,
             },
         )
-
-    def _collect(self, index: int, copies: List[Any], streams: ConfigStreams, start_ns: int,
-                 first_starts: Dict[int, int]) -> None:
-        blocks = []
-        for i, each in enumerate(copies):
-            block = each.drain()
-            if block.size:
-                if i not in first_starts:
-                    first_starts[i] = int(block.start_ns.min())
-                blocks.append(block)
-        elapsed = (perf_counter_ns() - start_ns) / 1e9
-        if blocks:
-            new = Block.concat(blocks).shifted(start_ns)
-            streams.add(new)
-            self.sink(Samples(index=index, block=new, elapsed_s=elapsed))
-        stop_rule = self.plan.stop
-        fractions = []
-        if stop_rule.duration_s:
-            fractions.append(elapsed / stop_rule.duration_s)
-        if stop_rule.samples:
-            fractions.append(streams.count / stop_rule.samples)
-        fraction = min(1.0, max(0.0, max(fractions))) if fractions else None
-        self.sink(Progress(index=index, elapsed_s=max(elapsed, 0.0), samples=streams.count,
-                           fraction=fraction))
 
 
 def run_plan(plan: RunPlan, sink: Sink, strategy: Optional[Strategy] = None

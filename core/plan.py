@@ -16,8 +16,8 @@ from typing import Any, Optional, Tuple
 from .backends import backend_class, check_device, device_kind
 from .errors import UserError
 from .limits import check_plan_limits
-from .presets import ALL, MAX_SECONDS, Preset
-from .specs import COPY_MODES, ModelSpec, RunConfig, RunPlan, StopRule
+from .presets import ALL, MAX_RATE, MAX_SECONDS, Preset
+from .specs import ARRIVALS, COPY_MODES, LOAD_MODES, ModelSpec, RunConfig, RunPlan, StopRule
 
 
 
@@ -34,6 +34,12 @@ class Overrides:
     warmup_max_s: Optional[float] = None
     timeout_s: Optional[float] = None
     first_timeout_s: Optional[float] = None
+    #: "closed" or "open"; open loop offers ``rates`` (requests per second) ``arrivals``.
+    mode: Optional[str] = None
+    rates: Optional[Tuple[float, ...]] = None
+    arrivals: Optional[str] = None
+    #: End a configuration once p99's interval is within +- this % of p99.
+    early_stop_pct: Optional[float] = None
 
 
 def parse_int_list(text: str, what: str) -> Tuple[int, ...]:
@@ -101,11 +107,13 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
 
     stop = preset.stop
     if o.duration_s is not None or o.samples is not None:
-        stop = StopRule(duration_s=o.duration_s, samples=o.samples, timeout_s=stop.timeout_s)
+        stop = replace(stop, duration_s=o.duration_s, samples=o.samples)
     if o.timeout_s is not None:
         stop = replace(stop, timeout_s=o.timeout_s)
     if not stop.duration_s and not stop.samples:
         raise UserError("run: give a duration_s or a samples count, or both")
+    stop = _early_stop(stop, o.early_stop_pct)
+    mode, rates, arrivals = _load(run, o)
     warmup = preset.warmup
     if o.warmup_max_s is not None:
         warmup = replace(warmup, max_s=o.warmup_max_s, min_s=min(warmup.min_s, o.warmup_max_s))
@@ -150,10 +158,14 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
         if problem:
             what = "--copies" if o.copies else f"{where}: run.copies"
             raise UserError(f"{what} {count}: {problem}")
+    if mode == "open":
+        axes["rates"] = rates
     configs = tuple(
         RunConfig(device=device, batch_size=b, copies=c, workers_per_copy=w, copy_mode=copy_mode,
-                  threads_per_copy=run.threads_per_copy, device_options=dict(device_options))
-        for b, c, w in itertools.product(axes["batch_sizes"], axes["copies"], axes["workers"])
+                  threads_per_copy=run.threads_per_copy, device_options=dict(device_options),
+                  rate=r, arrivals=arrivals)
+        for b, c, w, r in itertools.product(axes["batch_sizes"], axes["copies"], axes["workers"],
+                                            rates if mode == "open" else (None,))
     )
     recorded = {
         "name": preset.name,
@@ -168,12 +180,58 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
             "copy_mode": copy_mode, "threads_per_copy": run.threads_per_copy,
             "duration_s": stop.duration_s, "samples": stop.samples, "sample_cap": run.sample_cap,
             "timeout_s": stop.timeout_s,
+            **({"mode": mode, "rate": list(rates), "arrivals": arrivals} if mode == "open"
+               else {}),
+            **({"early_stop_pct": stop.early_stop_pct, "early_stop_min_s": stop.early_stop_min_s,
+                "early_stop_min_samples": stop.early_stop_min_samples}
+               if stop.early_stop_pct is not None else {}),
         },
         "device": dict(device_options),
         "warmup": asdict(warmup),
     }
     return RunPlan(name=preset.name, model=model, inputs=preset.inputs, configs=configs,
                    stop=stop, warmup=warmup, sample_cap=run.sample_cap, preset=recorded, axes=axes)
+
+
+def _early_stop(stop: StopRule, pct: Optional[float]) -> StopRule:
+    """The stop rule with ``--early-stop`` applied, and its default minimums held under its
+    maximums (``--early-stop 5 --duration 0.5`` may stop from 0.5 s, not from 1 s)."""
+    if pct is not None:
+        if not 0 < pct < 100:
+            raise UserError(f"--early-stop: must be a percentage more than 0 and below 100, "
+                            f"not {pct:g}")
+        stop = replace(stop, early_stop_pct=pct)
+    if stop.early_stop_pct is None:
+        return stop
+    return replace(
+        stop,
+        early_stop_min_s=min(stop.early_stop_min_s, stop.duration_s or stop.early_stop_min_s),
+        early_stop_min_samples=min(stop.early_stop_min_samples,
+                                   stop.samples or stop.early_stop_min_samples))
+
+
+def _load(run: Any, o: Overrides) -> Tuple[str, Tuple[float, ...], str]:
+    """(mode, rates, arrivals) from the preset and the overrides: ``--rate`` alone means the
+    open loop; a rate or arrivals with the closed loop is a slip, refused."""
+    mode = o.mode or ("open" if o.rates else run.mode)
+    if mode not in LOAD_MODES:
+        raise UserError(f"--mode: {mode!r} is not one of {', '.join(LOAD_MODES)}")
+    arrivals = o.arrivals or run.arrivals
+    if arrivals not in ARRIVALS:
+        raise UserError(f"--arrivals: {arrivals!r} is not one of {', '.join(ARRIVALS)}")
+    if mode == "closed":
+        for what, given in (("--rate", o.rates), ("--arrivals", o.arrivals)):
+            if given:
+                raise UserError(f"{what}: needs --mode open (a closed loop has no arrival rate)")
+        return mode, (), arrivals
+    rates = tuple(o.rates or run.rates)
+    if not rates:
+        raise UserError("--mode open: give --rate (requests per second, e.g. 200)")
+    for rate in rates:
+        if not (0 < rate <= MAX_RATE):
+            raise UserError(f"--rate: must be more than 0 and at most {MAX_RATE:g} requests "
+                            f"per second, not {rate:g}")
+    return mode, tuple(dict.fromkeys(float(r) for r in rates)), arrivals
 
 
 def _jsonable(value: Any) -> Any:

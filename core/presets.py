@@ -19,7 +19,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from .errors import UserError
 from .fields import MAX_INT
 from .paths import read_regular_file
-from .specs import COPY_MODES, InputSpec, ModelSpec, StopRule, TensorSpec, WarmupPolicy
+from .specs import (
+    ARRIVALS, COPY_MODES, LOAD_MODES, InputSpec, ModelSpec, StopRule, TensorSpec, WarmupPolicy,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,8 +44,11 @@ DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16"
 _SECTIONS = {"name", "description", "model", "inputs", "run", "device", "warmup"}
 _RUN_KEYS = {
     "device", "batch_sizes", "copies", "workers", "copy_mode", "threads_per_copy",
-    "duration_s", "samples", "sample_cap", "timeout_s",
+    "duration_s", "samples", "sample_cap", "timeout_s", "mode", "rate", "arrivals",
+    "early_stop_pct", "early_stop_min_s", "early_stop_min_samples",
 }
+#: The most requests per second an open-loop rate may ask for (a larger one is a typo).
+MAX_RATE = 1e7
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,10 @@ class RunSection:
     copy_mode: str = "thread"
     threads_per_copy: Optional[int] = None
     sample_cap: int = 2_000_000
+    #: "closed" or "open" (``LOAD_MODES``); open loop offers ``rates`` (requests/s, swept).
+    mode: str = "closed"
+    rates: Tuple[float, ...] = ()
+    arrivals: str = "poisson"
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,18 @@ class _Fields:
             raise self.fail(key, f"must be a list of positive integers{extra}, not {value!r}")
         return tuple(dict.fromkeys(value))
 
+    def rate_list(self, key: str) -> Tuple[float, ...]:
+        """Requests per second: one positive number or a list of them."""
+        value = self.table.get(key, [])
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if (not isinstance(value, list)
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                       or v > MAX_RATE for v in value)):
+            raise self.fail(key, f"must be a positive number of requests per second (at most "
+                                 f"{MAX_RATE:g}) or a list of them, not {value!r}")
+        return tuple(dict.fromkeys(float(v) for v in value))
+
 
 def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, where: str) -> Preset:
     try:
@@ -230,6 +251,18 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
     copy_mode = r.string("copy_mode", "thread")
     if copy_mode not in COPY_MODES:
         raise r.fail("copy_mode", f"must be one of {', '.join(COPY_MODES)}, not {copy_mode!r}")
+    mode = r.string("mode", "closed")
+    if mode not in LOAD_MODES:
+        raise r.fail("mode", f"must be one of {', '.join(LOAD_MODES)}, not {mode!r}")
+    arrivals = r.string("arrivals", "poisson")
+    if arrivals not in ARRIVALS:
+        raise r.fail("arrivals", f"must be one of {', '.join(ARRIVALS)}, not {arrivals!r}")
+    rates = r.rate_list("rate")
+    if mode == "open" and not rates:
+        raise r.fail("rate", "is required with mode = \"open\" (requests per second, e.g. 200)")
+    for key in ("rate", "arrivals"):
+        if mode == "closed" and key in r.table:
+            raise r.fail(key, "needs mode = \"open\" (a closed loop has no arrival rate)")
     run = RunSection(
         device=r.string("device", "cpu"),
         batch_sizes=r.int_list("batch_sizes", (1,)),
@@ -238,6 +271,7 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
         copy_mode=copy_mode,
         threads_per_copy=r.number("threads_per_copy", None, integer=True),
         sample_cap=r.number("sample_cap", 2_000_000, integer=True),
+        mode=mode, rates=rates, arrivals=arrivals,
     )
     samples = r.number("samples", None, integer=True)
     # Samples alone means "stop after that many": no default duration then.
@@ -247,7 +281,8 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
     timeout = r.number("timeout_s", None)
     if timeout is not None and timeout > MAX_SECONDS:
         raise r.fail("timeout_s", f"must be at most a week (604800), not {timeout!r}")
-    stop = StopRule(duration_s=duration, samples=samples, timeout_s=timeout)
+    stop = StopRule(duration_s=duration, samples=samples, timeout_s=timeout,
+                    **_early_stop(r, duration, samples))
 
     device_options = data.get("device", {})
     if not isinstance(device_options, dict):
@@ -273,6 +308,28 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
     return Preset(name=name, path=path, description=description, data=data, origin=origin,
                   model=model, inputs=inputs, run=run, device_options=dict(device_options),
                   stop=stop, warmup=warmup)
+
+
+def _early_stop(r: _Fields, duration: Optional[float], samples: Optional[int]) -> Dict[str, Any]:
+    """The early-stop fields of ``[run]``, checked against the maximum they sit under."""
+    defaults = StopRule()
+    pct = r.number("early_stop_pct", None)
+    if pct is not None and pct >= 100:
+        raise r.fail("early_stop_pct", f"must be a percentage below 100, not {pct!r}")
+    min_s = r.number("early_stop_min_s", defaults.early_stop_min_s, allow_zero=True)
+    min_samples = r.number("early_stop_min_samples", defaults.early_stop_min_samples,
+                           integer=True, allow_zero=True)
+    if pct is None:
+        for key in ("early_stop_min_s", "early_stop_min_samples"):
+            if key in r.table:
+                raise r.fail(key, "needs early_stop_pct (the interval width to stop at)")
+    # A minimum given above its maximum is a slip; a default above it yields (``build_plan``).
+    if "early_stop_min_s" in r.table and duration is not None and min_s > duration:
+        raise r.fail("early_stop_min_s", f"({min_s}) exceeds run.duration_s ({duration})")
+    if "early_stop_min_samples" in r.table and samples is not None and min_samples > samples:
+        raise r.fail("early_stop_min_samples", f"({min_samples}) exceeds run.samples ({samples})")
+    return {"early_stop_pct": pct, "early_stop_min_s": min_s,
+            "early_stop_min_samples": min_samples}
 
 
 def _check_values(value: Any, where: str, path: str, depth: int) -> None:

@@ -25,6 +25,8 @@ import time
 from time import perf_counter_ns
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from .copies import CopyJob, ThreadCopy, WarmupReport, failure
 from .errors import ConfigurationError
 from .streams import Block
@@ -177,6 +179,9 @@ def _copy_main(conn: Any, job: CopyJob) -> None:
                 if message[0] == "go":
                     go_args.append(message[1:])
                     started.set()
+                elif message[0] == "end":  # open loop: send no more, serve what was sent
+                    for each in copies:
+                        each.request_end()
                 else:
                     break
         except (EOFError, OSError):  # the parent is gone
@@ -210,11 +215,16 @@ def _copy_main(conn: Any, job: CopyJob) -> None:
         send(("ready", report))
         started.wait()
         if go_args and not stopped.is_set():
+            if job.config.open_loop:  # the dispatcher gets the GIL within 0.5 ms
+                from .openloop import SWITCH_INTERVAL_S
+
+                sys.setswitchinterval(SWITCH_INTERVAL_S)
             copy.go(*go_args[0])
             while not copy.finished:
                 stopped.wait(FORWARD_S)
-                send(("samples", copy.drain(), copy.inflight(), perf_counter_ns()))
-            send(("samples", copy.drain(), None, perf_counter_ns()))
+                send(("samples", copy.drain(), copy.inflight(), perf_counter_ns(),
+                      copy.drain_sent()))
+            send(("samples", copy.drain(), None, perf_counter_ns(), copy.drain_sent()))
             if copy.failure is not None:
                 send(("failed", copy.failure))
             send(("report", copy.device_report()))
@@ -246,6 +256,7 @@ class ProcessCopy:
         self.end_ns = 0
         self._done = False
         self._pending: List[Block] = []
+        self._pending_sent: List[np.ndarray] = []
         #: When the parent last heard from the copy, and what the copy said was in flight.
         self._heard_ns = 0
         self._inflight: Optional[Tuple[int, int, int]] = None
@@ -278,6 +289,11 @@ class ProcessCopy:
         pending, self._pending = self._pending, []
         return Block.concat(pending)
 
+    def drain_sent(self) -> np.ndarray:
+        """The copy's dispatch records received since the last call (open loop)."""
+        pending, self._pending_sent = self._pending_sent, []
+        return np.concatenate(pending, axis=1) if pending else np.empty((2, 0), dtype=np.int64)
+
     @property
     def finished(self) -> bool:
         if not self._done:
@@ -306,6 +322,11 @@ class ProcessCopy:
 
     def request_stop(self) -> None:
         self._send(("stop",))
+
+    def request_end(self) -> None:
+        """Open loop: the copy sends no more requests and serves those it sent (closed loop:
+        the copy stops)."""
+        self._send(("end",) if self.job.config.open_loop else ("stop",))
 
     @property
     def child(self) -> Child:
@@ -338,10 +359,12 @@ class ProcessCopy:
                     inflight, said_at = payload
                     self._inflight = None if inflight is None else (*inflight, said_at)
                 elif kind == "samples":
-                    block, inflight, said_at = payload
+                    block, inflight, said_at, sent = payload
                     self._inflight = None if inflight is None else (*inflight, said_at)
                     if block.size:
                         self._pending.append(block)
+                    if sent.shape[1]:
+                        self._pending_sent.append(sent)
                 elif kind == "report":
                     self._device_report = payload[0]
                 elif kind == "failed":

@@ -11,6 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 COPY_MODES = ("thread", "process")
+#: How load is offered: "closed" (each worker's next inference as soon as its last returns) or
+#: "open" (requests arrive at a rate, whatever the copies do).
+LOAD_MODES = ("closed", "open")
+#: How open-loop requests arrive: exponential gaps (a Poisson stream) or evenly spaced.
+ARRIVALS = ("poisson", "constant")
 
 
 @dataclass(frozen=True)
@@ -88,11 +93,45 @@ class StopRule:
     ``timeout_s`` bounds one inference (warm-up's after the first, and measuring's); None means
     ``TIMEOUT_FACTOR`` times the warm-up's median latency, at least ``TIMEOUT_FLOOR_S``. An
     inference past it fails its configuration (``error_kind: timeout``) and the sweep goes on.
+
+    Early stop (``early_stop_pct``): a configuration also ends once p99's confidence interval
+    lies within +-``early_stop_pct`` % of p99, but never before ``early_stop_min_s`` of
+    measuring and ``early_stop_min_samples`` samples (LoadGen's minimum duration and query
+    count); ``duration_s`` and ``samples`` stay the maximum.
     """
 
     duration_s: Optional[float] = 10.0
     samples: Optional[int] = None
     timeout_s: Optional[float] = None
+    early_stop_pct: Optional[float] = None
+    early_stop_min_s: float = 1.0
+    early_stop_min_samples: int = 1000
+
+    def may_stop_early(self, elapsed_s: float, samples: int) -> bool:
+        """Whether early stop is on and its minimums are met."""
+        return (self.early_stop_pct is not None and elapsed_s >= self.early_stop_min_s
+                and samples >= self.early_stop_min_samples)
+
+    @staticmethod
+    def interval_width_pct(p99: float, low: float, high: float) -> float:
+        """How far p99's interval reaches from p99, in percent of it (the wider side)."""
+        if p99 <= 0:
+            return float("inf")
+        return 100.0 * max(p99 - low, high - p99) / p99
+
+    def early_stop_closeness(self, elapsed_s: float, samples: int,
+                             width_pct: Optional[float]) -> float:
+        """How close early stop is (0..1): the least advanced of its minimum duration, its
+        minimum count and the interval's width against its target (1: it stops now)."""
+        if self.early_stop_pct is None:
+            return 0.0
+        tight = 0.0 if width_pct is None else min(1.0, self.early_stop_pct / max(width_pct, 1e-12))
+        parts = [tight]
+        if self.early_stop_min_s > 0:
+            parts.append(elapsed_s / self.early_stop_min_s)
+        if self.early_stop_min_samples > 0:
+            parts.append(samples / self.early_stop_min_samples)
+        return max(0.0, min(1.0, *parts))
 
     def timeout_ns(self, median_ns: Optional[float]) -> int:
         """The per-inference timeout, given the warm-up's median latency so far."""
@@ -120,13 +159,26 @@ class RunConfig:
     threads_per_copy: Optional[int] = None
     #: Backend options from the preset's ``[device]`` table (fake latencies, a CUDA index).
     device_options: Dict[str, Any] = field(default_factory=dict, hash=False)
+    #: Open loop: requests per second offered to all copies together, whatever they do
+    #: (``openloop``); None: the closed loop.
+    rate: Optional[float] = None
+    #: How open-loop requests arrive: "poisson" or "constant" (``ARRIVALS``).
+    arrivals: str = "poisson"
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None
 
     @property
     def label(self) -> str:
-        return f"batch {self.batch_size}, {self.copies} x {self.workers_per_copy}"
+        label = f"batch {self.batch_size}, {self.copies} x {self.workers_per_copy}"
+        return f"{label}, {self.rate:g}/s {self.arrivals}" if self.rate is not None else label
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.rate is None:  # a closed-loop configuration is saved as it always was
+            del out["rate"], out["arrivals"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -143,7 +195,8 @@ class RunPlan:
     sample_cap: int = 2_000_000
     #: The preset as resolved (after overrides), recorded in the session.
     preset: Dict[str, Any] = field(default_factory=dict, hash=False)
-    #: The sweep's axes as given: "batch_sizes", "copies", "workers" -> values, in order.
+    #: The sweep's axes as given: "batch_sizes", "copies", "workers" (and, in open loop,
+    #: "rates") -> values, in order.
     axes: Dict[str, Tuple[int, ...]] = field(default_factory=dict, hash=False)
 
     def axis(self, name: str) -> Tuple[int, ...]:
@@ -151,5 +204,5 @@ class RunPlan:
         if name in self.axes:
             return tuple(self.axes[name])
         attribute = {"batch_sizes": "batch_size", "copies": "copies",
-                     "workers": "workers_per_copy"}[name]
+                     "workers": "workers_per_copy", "rates": "rate"}[name]
         return tuple(dict.fromkeys(getattr(c, attribute) for c in self.configs))

@@ -34,13 +34,19 @@ _EMPTY = np.empty(0, dtype=np.int64)
 class Block:
     """Samples of one configuration, in ns since measuring began: each inference's start and end,
     the device's own time of it (when the backend times the device), and around it the start of
-    its preprocess and the end of its postprocess (when the model has those steps)."""
+    its preprocess and the end of its postprocess (when the model has those steps).
+
+    In open loop each sample also has the time its request was scheduled (``scheduled_ns``):
+    its latency is then counted from that instant (queueing included, no coordinated omission),
+    and the service time (end - start) and the time queued (start - scheduled) are stages.
+    """
 
     start_ns: np.ndarray
     end_ns: np.ndarray
     device_ns: Optional[np.ndarray] = None
     pre_start_ns: Optional[np.ndarray] = None
     post_end_ns: Optional[np.ndarray] = None
+    scheduled_ns: Optional[np.ndarray] = None
 
     @property
     def size(self) -> int:
@@ -48,17 +54,23 @@ class Block:
 
     @property
     def latency_ns(self) -> np.ndarray:
-        return self.end_ns - self.start_ns
+        """Each sample's latency: from its start, or from its scheduled time in open loop."""
+        return self.end_ns - (self.start_ns if self.scheduled_ns is None else self.scheduled_ns)
 
     def stages(self) -> Dict[str, np.ndarray]:
-        """The pipeline's step durations (empty for a plain inference record)."""
-        if self.pre_start_ns is None or self.post_end_ns is None:
-            return {}
-        return {
-            "end_to_end": self.post_end_ns - self.pre_start_ns,
-            "preprocess": self.start_ns - self.pre_start_ns,
-            "postprocess": self.post_end_ns - self.end_ns,
-        }
+        """The pipeline's step durations, and the open loop's service and queueing times
+        (empty for a plain closed-loop record)."""
+        out: Dict[str, np.ndarray] = {}
+        if self.scheduled_ns is not None:
+            out["service"] = self.end_ns - self.start_ns
+            out["queue"] = self.start_ns - self.scheduled_ns
+        if self.pre_start_ns is not None and self.post_end_ns is not None:
+            out.update({
+                "end_to_end": self.post_end_ns - self.pre_start_ns,
+                "preprocess": self.start_ns - self.pre_start_ns,
+                "postprocess": self.post_end_ns - self.end_ns,
+            })
+        return out
 
     @classmethod
     def empty(cls) -> "Block":
@@ -77,7 +89,7 @@ class Block:
             return None if any(p is None for p in parts) else np.concatenate(parts)
 
         return cls(join("start_ns"), join("end_ns"), join("device_ns"), join("pre_start_ns"),
-                   join("post_end_ns"))
+                   join("post_end_ns"), join("scheduled_ns"))
 
     def shifted(self, origin_ns: int) -> "Block":
         """The same samples with ``origin_ns`` subtracted from every clock reading."""
@@ -85,7 +97,7 @@ class Block:
             return None if values is None else values - origin_ns
 
         return Block(self.start_ns - origin_ns, self.end_ns - origin_ns, self.device_ns,
-                     shift(self.pre_start_ns), shift(self.post_end_ns))
+                     shift(self.pre_start_ns), shift(self.post_end_ns), shift(self.scheduled_ns))
 
 
 class SampleStream:
@@ -161,6 +173,23 @@ class SampleStream:
 
         ordered = self.sorted_ns()
         return [percentile(ordered, q) for q in qs]
+
+    def quantile_interval(self, q: float, confidence: float = 0.95
+                          ) -> Optional[Tuple[float, float, float]]:
+        """``(value, low, high)`` in ns: the ``q``-quantile and its distribution-free confidence
+        interval, without the rest of a summary (cheap enough for an early-stop check every
+        half second over millions of samples); None while too few samples bound it."""
+        from .stats import order_statistic_interval, percentile
+
+        ranks = order_statistic_interval(self.count, q, confidence) if self.count else None
+        if ranks is None:
+            return None
+        if self._histogram is not None:
+            hist = self._histogram
+            return (hist.percentile(q), hist.value_at_rank(ranks[0]),
+                    hist.value_at_rank(ranks[1]))
+        ordered = self.sorted_ns()
+        return percentile(ordered, q), float(ordered[ranks[0]]), float(ordered[ranks[1]])
 
     def bin_counts(self, edges_ns: np.ndarray) -> np.ndarray:
         """How many samples fall in each ``[edges[i], edges[i + 1])`` (the last bin closed):

@@ -11,11 +11,18 @@ thread drains what was written so far, which is safe without a lock because the 
 ``written`` only after the sample is stored, and chunks are only ever appended.
 
 Keeping timestamps, not durations, is what gives the engine a per-second timeline, NeuronPerf's
-average and peak throughput, and (later) latency from a request's scheduled time.
+average and peak throughput, and, in open loop, latency from each request's scheduled time.
+
+The open loop has its own loop beside the closed ones (``served_loop``): a worker takes the
+scheduled time of the next request from its copy's dispatcher (``openloop.Dispatcher``), serves
+it and records the scheduled time in one more column, the last (``SCHEDULED``). The closed loops
+are left exactly as they were: nothing of the open loop costs them a single operation.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from time import perf_counter_ns
@@ -29,6 +36,10 @@ CHUNK_SIZE = 1 << 14
 START, END, DEVICE = 0, 1, 2
 #: Columns of a pipeline record: preprocess start, inference start and end, postprocess end.
 PRE_START, INFER_START, INFER_END, POST_END = 0, 1, 2, 3
+#: The row of an open-loop record that holds each request's scheduled time: always the last.
+SCHEDULED = -1
+#: What a dispatcher hands a worker instead of a scheduled time when no request will follow.
+END_OF_REQUESTS = -1
 
 
 class StopSignal:
@@ -123,6 +134,53 @@ def sleep_until(when_ns: int, stop: StopSignal) -> None:
             stop.wait(min((left - 500_000) / 1e9, 0.05))
         elif left > 500_000:
             time.sleep(0)
+
+
+#: ``pace`` sleeps until this long before the instant, then spins.
+SPIN_NS = 150_000
+#: Linux's prctl option that sets the calling thread's timer slack (how late a sleep may end).
+_PR_SET_TIMERSLACK = 29
+
+
+def slack_timers() -> None:
+    """Let the calling thread's sleeps end within a nanosecond of their time, not Linux's
+    default 50 us of slack (an open loop's threads sleep until instants); no-op elsewhere."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def _spin() -> None:
+    pass
+
+
+def _yield_gil() -> None:
+    time.sleep(0)
+
+
+def pace(due_ns: int, stop: StopSignal, share: bool = True, spin_ns: int = SPIN_NS) -> None:
+    """Wait until the clock reaches ``due_ns`` to within a microsecond or so: sleep while far
+    (a sleep wakes tens of microseconds late), then spin. With ``share`` (other timing threads
+    in this process), the spin goes through ``os.sched_yield``, which lets go of the GIL at
+    every turn, so that a worker finishing its inference is not kept from reading the clock;
+    alone, it spins on the clock only (a yield can hand the core to another process for a
+    whole time slice on a loaded machine)."""
+    now = perf_counter_ns
+    yield_cpu = (getattr(os, "sched_yield", None) or _yield_gil) if share else _spin
+    while not stop.requested:
+        left = due_ns - now()
+        if left <= 0:
+            return
+        if left > 2_000_000:
+            stop.wait(min((left - 1_000_000) / 1e9, 0.05))
+        elif left > spin_ns:
+            time.sleep((left - spin_ns) / 1e9)
+        else:
+            yield_cpu()
 
 
 def timed_loop(
@@ -269,3 +327,67 @@ def pipeline_loop(
         if t3 >= deadline_ns or written >= quota or stop.requested:
             break
     recorder.end_ns = t3
+
+
+def served_loop(
+    call: Callable[[], Any],
+    wait: Optional[Callable[[], Any]],
+    device_ns: Optional[Callable[[], int]],
+    take: Callable[[], int],
+    busy: List[int],
+    slot: int,
+    recorder: Recorder,
+    stop: StopSignal,
+    share: bool = True,
+) -> None:
+    """The open-loop worker: serve requests as the dispatcher releases them, until it says
+    ``END_OF_REQUESTS`` or a stop is requested.
+
+    ``take()`` blocks until the dispatcher releases a request and returns its scheduled time
+    (ns). Requests are released a little ahead of time, so that a free worker is awake when one
+    is due: it waits for the instant itself (``pace``), and a thread's wake-up never lands in
+    the latency. The worker then times the inference as the closed loop does and stores the
+    scheduled time beside START and END (and DEVICE when ``device_ns`` reads the device's own
+    time), so that the latency from the scheduled time (queueing included) and the service
+    time both derive from one record. ``busy[slot]`` holds the start of the inference in flight
+    (0 while the worker waits for a request), for the watchdog: waiting is not a hung call.
+    ``share``: other timing threads share this process (see ``pace``).
+    """
+    now = perf_counter_ns
+    slack_timers()
+    chunk = recorder.new_chunk()
+    starts, ends, scheduled = chunk[START], chunk[END], chunk[SCHEDULED]
+    devices = chunk[DEVICE] if device_ns is not None else None
+    size = recorder.chunk_size
+    i = 0
+    written = 0
+    t1 = now()
+    while True:
+        due = take()
+        if due < 0 or stop.requested:
+            break
+        if due > now():
+            pace(due, stop, share)
+            if stop.requested:
+                break
+        t0 = now()
+        busy[slot] = t0
+        call()
+        if wait is not None:
+            wait()
+        t1 = now()
+        busy[slot] = 0
+        scheduled[i] = due
+        starts[i] = t0
+        ends[i] = t1
+        if devices is not None:
+            devices[i] = device_ns()  # type: ignore[misc]
+        written += 1
+        recorder.written = written
+        i += 1
+        if i == size:
+            chunk = recorder.new_chunk()
+            starts, ends, scheduled = chunk[START], chunk[END], chunk[SCHEDULED]
+            devices = chunk[DEVICE] if device_ns is not None else None
+            i = 0
+    recorder.end_ns = t1 if written else now()

@@ -178,3 +178,49 @@ def test_interrupt_keeps_the_configuration_in_progress_as_cancelled(tmp_path, co
     results = json.loads(session.read_text())["results"]
     assert [r["status"] for r in results] == ["cancelled"]
     assert results[0]["samples"] > 0 and results[0]["latency_ms"]["p50"] >= 20
+
+
+def test_an_open_loop_run_with_early_stop_from_the_command_line(tmp_path, capsys):
+    session = tmp_path / "s.json"
+    code = main(["run", "--model", "builtin:noop", "--device", "fake", "--batch-sizes", "1",
+                 "--mode", "open",
+                 "--rate", "200", "--arrivals", "constant", "--duration", "0.6",
+                 "--early-stop", "50", "--json", str(session), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "rate" in out and "200/s constant" in out
+    (result,) = json.loads(session.read_text())["results"]
+    assert result["config"]["rate"] == 200.0 and result["config"]["arrivals"] == "constant"
+    loop = result["details"]["open_loop"]
+    assert loop["intended_rate_per_s"] == 200.0 and loop["served"] == result["samples"] > 0
+    assert set(result["details"]["early_stop"]) >= {"target_pct", "stopped_early", "at_s"}
+    assert set(result["stages_ms"]) == {"service", "queue"}
+    shown = main(["show", str(session)])
+    assert shown == 0 and "200/s constant" in capsys.readouterr().out  # from the details
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--rate", "0"], "argument --rate: must be a finite number more than 0, not 0"),
+    (["run", "--rate", "fast"], "'fast' is not a number of requests per second"),
+    (["run", "--rate", "nan"], "must be a finite number more than 0, not nan"),
+    (["run", "--mode", "ajar"], "invalid choice: 'ajar'"),
+    (["run", "--arrivals", "bursty"], "invalid choice: 'bursty'"),
+    (["run", "--early-stop", "100"], "argument --early-stop: must be more than 0 and below 100"),
+    (["run", "--early-stop", "five"], "'five' is not a percentage"),
+])
+def test_bad_load_arguments_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode", "open"], "--mode open: give --rate"),
+    (["--mode", "closed", "--rate", "10"], "--rate: needs --mode open"),
+    (["--arrivals", "constant"], "--arrivals: needs --mode open"),
+])
+def test_inconsistent_load_arguments_exit_2_with_one_line(args, message, capsys):
+    assert main(["run", "--model", "builtin:noop", "--device", "fake", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -158,3 +158,79 @@ def test_copies_all_on_a_host_without_neuron_says_why(package, neuron_ls, reason
     assert message.startswith('preset neuron-mlp: run.copies "all": the neuron device is not '
                               "available here: ") and reason in message, message
     assert "cannot say" not in message
+
+
+FAKE = '[model]\nsource = "builtin:noop"\n[run]\ndevice = "fake"\n'
+
+
+def test_an_open_loop_preset_sweeps_its_rates_and_records_them(write_preset):
+    path = write_preset(FAKE + 'mode = "open"\nrate = [100, 200.5]\narrivals = "constant"\n'
+                               'batch_sizes = [1, 2]\n')
+    plan = build_plan(load_preset(str(path)))
+    assert [(c.batch_size, c.rate, c.arrivals) for c in plan.configs] == [
+        (1, 100.0, "constant"), (1, 200.5, "constant"), (2, 100.0, "constant"),
+        (2, 200.5, "constant")]
+    assert plan.axis("rates") == (100.0, 200.5)
+    run = plan.preset["run"]
+    assert run["mode"] == "open" and run["rate"] == [100.0, 200.5] and run["arrivals"] == "constant"
+    # Overrides: another rate, Poisson; --mode closed takes the rate away.
+    plan = build_plan(load_preset(str(path)), Overrides(rates=(300.0,), arrivals="poisson"))
+    assert {(c.rate, c.arrivals) for c in plan.configs} == {(300.0, "poisson")}
+    closed = build_plan(load_preset(str(path)), Overrides(mode="closed"))
+    assert {c.rate for c in closed.configs} == {None} and "mode" not in closed.preset["run"]
+    assert "rate" not in closed.configs[0].to_dict()  # closed-loop sessions as they were
+
+
+def test_a_rate_alone_means_the_open_loop_and_early_stop_is_planned(write_preset):
+    plan = build_plan(load_preset(str(write_preset(FAKE))), Overrides(rates=(50.0,),
+                                                                      early_stop_pct=5.0))
+    assert plan.configs[0].rate == 50.0 and plan.configs[0].arrivals == "poisson"
+    assert plan.configs[0].label == "batch 1, 1 x 1, 50/s poisson"
+    assert plan.stop.early_stop_pct == 5.0 and plan.preset["run"]["early_stop_pct"] == 5.0
+    path = write_preset(FAKE + "duration_s = 60\nearly_stop_pct = 2.5\nearly_stop_min_s = 5\n"
+                               "early_stop_min_samples = 20000\n", name="early.toml")
+    stop = build_plan(load_preset(str(path)), Overrides(samples=50_000, duration_s=30)).stop
+    assert (stop.early_stop_pct, stop.early_stop_min_s, stop.early_stop_min_samples,
+            stop.duration_s, stop.samples) == (2.5, 5, 20000, 30, 50_000)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('mode = "open"\n', 'run.rate is required with mode = "open"'),
+    ('mode = "half-open"\n', "run.mode must be one of closed, open"),
+    ('rate = 100\n', 'run.rate needs mode = "open"'),
+    ('arrivals = "constant"\n', 'run.arrivals needs mode = "open"'),
+    ('mode = "open"\nrate = 100\narrivals = "bursty"\n', "run.arrivals must be one of poisson, constant"),
+    ('mode = "open"\nrate = 0\n', "run.rate must be a positive number"),
+    ('mode = "open"\nrate = [100, -1]\n', "run.rate must be a positive number"),
+    ('mode = "open"\nrate = "fast"\n', "run.rate must be a positive number"),
+    ('mode = "open"\nrate = 1e12\n', "run.rate must be a positive number"),
+    ("early_stop_pct = 100\n", "run.early_stop_pct must be a percentage below 100"),
+    ("early_stop_pct = 0\n", "run.early_stop_pct must be > 0"),
+    ("early_stop_min_s = 2\n", "run.early_stop_min_s needs early_stop_pct"),
+    ("early_stop_pct = 5\nduration_s = 2\nearly_stop_min_s = 3\n",
+     "run.early_stop_min_s (3) exceeds run.duration_s (2)"),
+    ("early_stop_pct = 5\nsamples = 500\nearly_stop_min_samples = 600\n",
+     "run.early_stop_min_samples (600) exceeds run.samples (500)"),
+    ("early_stop_pct = 5\nearly_stop_min_samples = 1.5\n",
+     "run.early_stop_min_samples must be an integer"),
+])
+def test_bad_load_and_early_stop_fields_name_the_field(write_preset, text, message):
+    path = write_preset(FAKE + text)
+    with pytest.raises(UserError) as caught:
+        load_preset(str(path))
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (Overrides(mode="open"), "--mode open: give --rate"),
+    (Overrides(mode="closed", rates=(10.0,)), "--rate: needs --mode open"),
+    (Overrides(arrivals="constant"), "--arrivals: needs --mode open"),
+    (Overrides(rates=(float("nan"),)), "--rate: must be more than 0"),
+    (Overrides(rates=(2e7,)), "--rate: must be more than 0 and at most"),
+    (Overrides(early_stop_pct=150.0), "--early-stop: must be a percentage"),
+    (Overrides(mode="sideways"), "--mode: 'sideways' is not one of closed, open"),
+])
+def test_bad_load_overrides_are_user_errors(overrides, message, write_preset):
+    with pytest.raises(UserError) as caught:
+        build_plan(load_preset(str(write_preset(FAKE))), overrides)
+    assert message in str(caught.value)

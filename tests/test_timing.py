@@ -130,3 +130,63 @@ def test_the_newest_end_is_known_after_the_collector_took_its_chunk():
     recorder.drain()
     assert recorder.chunks[:2] == [None, None]  # (a third, empty one waits for more)
     assert recorder.last_end_ns() == newest == recorder.end_ns
+
+
+def test_served_loop_records_each_request_scheduled_time_beside_its_start_and_end():
+    import queue
+
+    from latency_tui.core.timing import END_OF_REQUESTS, SCHEDULED, served_loop
+
+    requests = queue.SimpleQueue()
+    now = time.perf_counter_ns()
+    dues = [now - 5_000_000, now + 2_000_000, now + 3_000_000]  # one late, two ahead of time
+    for due in dues:
+        requests.put(due)
+    requests.put(END_OF_REQUESTS)
+    recorder = Recorder(3, chunk_size=2)  # START, END, SCHEDULED; the chunk rotates
+    busy = [0]
+    served_loop(lambda: None, None, None, requests.get, busy, 0, recorder, StopSignal())
+    rows = recorder.drain()
+    assert rows.shape == (3, 3)
+    assert rows[SCHEDULED].tolist() == dues
+    # A request handed over early is not started before its time; a late one at once.
+    assert (rows[START] >= rows[SCHEDULED])[1:].all()
+    assert rows[START][0] - dues[0] >= 5_000_000
+    assert (rows[END] >= rows[START]).all() and busy == [0]
+    assert recorder.end_ns == rows[END][-1]
+
+
+def test_served_loop_reads_the_device_clock_and_honours_a_stop():
+    import queue
+
+    from latency_tui.core.timing import DEVICE, SCHEDULED, served_loop
+
+    requests = queue.SimpleQueue()
+    for _ in range(5):
+        requests.put(time.perf_counter_ns())
+    stop = StopSignal()
+    served = []
+
+    def call():
+        served.append(1)
+        if len(served) == 2:
+            stop.request()
+
+    recorder = Recorder(4)
+    served_loop(call, lambda: None, lambda: 42, requests.get, [0], 0, recorder, stop)
+    rows = recorder.drain()
+    assert rows.shape == (4, 2) and rows[DEVICE].tolist() == [42, 42]
+    assert (rows[SCHEDULED] <= rows[START]).all()
+
+
+def test_pace_waits_until_the_instant_and_a_stop_ends_it():
+    from latency_tui.core.timing import pace
+
+    for share in (True, False):
+        due = time.perf_counter_ns() + 3_000_000
+        pace(due, StopSignal(), share)
+        assert time.perf_counter_ns() >= due
+    stop = StopSignal()
+    threading.Timer(0.05, stop.request).start()
+    pace(time.perf_counter_ns() + 60_000_000_000, stop)  # returns at the stop, not in a minute
+    assert stop.requested

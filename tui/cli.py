@@ -47,6 +47,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _rate_list(text: str):
+    """``"200"`` or ``"100,200,400"``: requests per second, each a finite number above 0."""
+    rates = []
+    for part in "".join(str(text).split()).split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a number of requests per "
+                                             "second") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a finite number more than 0, not {part}")
+        rates.append(value)
+    return tuple(dict.fromkeys(rates))
+
+
+def _percentage(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and below 100, not {text}")
+    return value
+
+
 def _int_list(what: str):
     def parse(text: str):
         from ..core.api import parse_int_list
@@ -99,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--first-timeout", type=_positive_float("--first-timeout"),
                      metavar="SECONDS", help="longest a copy's first (cold) inference may take "
                                              "(default: warmup.first_timeout_s, 600 s)")
+    run.add_argument("--mode", choices=("closed", "open"),
+                     help="closed: each worker's next inference as soon as its last returns; "
+                          "open: requests arrive at --rate whatever the copies do, latency "
+                          "counted from each request's scheduled time (queueing included)")
+    run.add_argument("--rate", type=_rate_list, metavar="200[,400]",
+                     help="open loop: requests per second offered to all copies together "
+                          "(several: a sweep); implies --mode open")
+    run.add_argument("--arrivals", choices=("poisson", "constant"),
+                     help="open loop: Poisson arrivals (default) or evenly spaced")
+    run.add_argument("--early-stop", type=_percentage, metavar="PCT",
+                     help="end a configuration once p99's confidence interval is within "
+                          "+-PCT %% of p99 (not before run.early_stop_min_s, 1 s, and "
+                          "run.early_stop_min_samples, 1000; --duration stays the maximum)")
     run.add_argument("--json", metavar="PATH", help="where to write the session "
                      "(default: a new file in the user data directory)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
@@ -174,7 +212,8 @@ def _run(args: argparse.Namespace) -> int:
         model=args.model, device=args.device, batch_sizes=args.batch_sizes, copies=args.copies,
         workers=args.workers, copy_mode=args.copy_mode, duration_s=args.duration,
         samples=args.samples, warmup_max_s=args.warmup_max, timeout_s=args.timeout,
-        first_timeout_s=args.first_timeout,
+        first_timeout_s=args.first_timeout, mode=args.mode, rates=args.rate,
+        arrivals=args.arrivals, early_stop_pct=args.early_stop,
     ))
     api.check_sources(plan)
     api.check_available(plan)

@@ -36,18 +36,33 @@ def _fmt_ms(value: Optional[float]) -> str:
     return f"{value:.4f}"
 
 
+def offered_rate(result: ConfigResult) -> Optional[str]:
+    """An open-loop result's intended rate and arrivals ("200/s poisson"), None in closed
+    loop; from the result's details, so that a saved session shows it too."""
+    loop = result.details.get("open_loop") if isinstance(result.details, dict) else None
+    if not isinstance(loop, dict) or not isinstance(loop.get("intended_rate_per_s"), (int, float)):
+        return None
+    return f"{loop['intended_rate_per_s']:,.4g}/s {single_line(loop.get('arrivals', ''))}".strip()
+
+
 def results_table(results: Iterable[ConfigResult], title: Optional[str] = None) -> Table:
-    """The results as a rich table: one row per configuration."""
+    """The results as a rich table: one row per configuration; with a "rate" column (the
+    offered rate) when a configuration ran in open loop, where latency counts from each
+    request's scheduled time and inf/s is the rate achieved."""
+    results = list(results)
     table = Table(title=Text(single_line(title)) if title else None, header_style="bold",
                   show_lines=False)
-    for name in ("batch", "copies", "workers", "inf/s", "samples/s", "p50 ms", "p90 ms",
-                 "p99 ms", "inferences", "status"):
+    rates = [offered_rate(r) for r in results]
+    open_loop = any(rates)
+    for name in ("batch", "copies", "workers", *(("rate",) if open_loop else ()), "inf/s",
+                 "samples/s", "p50 ms", "p90 ms", "p99 ms", "inferences", "status"):
         table.add_column(name, justify="left" if name == "status" else "right")
-    for result in results:
+    for result, rate in zip(results, rates):
         c, lat, thr = result.config, result.latency, result.throughput
         status = result.status if not result.error else f"{result.status}: {result.error}"
         table.add_row(
             str(c.batch_size), str(c.copies), str(c.workers_per_copy),
+            *((rate or "closed",) if open_loop else ()),
             f"{thr.inferences_per_s:,.1f}" if thr else "-",
             f"{thr.samples_per_s:,.1f}" if thr else "-",
             _fmt_ms(lat["p50"] if lat else None), _fmt_ms(lat["p90"] if lat else None),

@@ -1,0 +1,98 @@
+"""Early stop through the real engine: a configuration ends once p99's confidence interval is
+within +-X % of p99, never before its minimum duration and sample count, and at its maximum
+when the interval never gets that tight; the progress says how close it is."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import fake_plan
+from latency_tui.core.engine import Engine
+from latency_tui.core.events import Progress
+from latency_tui.core.specs import StopRule
+
+
+def run(plan):
+    events = []
+    (result,) = Engine(plan, events.append).run()
+    assert result.status == "finished", result.error
+    return result, [e.fraction for e in events if isinstance(e, Progress)]
+
+
+def early_plan(pct, *, min_s=None, min_samples=None, duration_s=30.0, **device):
+    """A plan with early stop at ``pct``; minimums, when given, through the preset's keys."""
+    from latency_tui.core.plan import build_plan
+    from latency_tui.core.presets import parse_preset
+
+    plan = fake_plan(duration_s=duration_s, overrides={"early_stop_pct": pct}, **device)
+    if min_s is None and min_samples is None:
+        return plan
+    lines = [f"early_stop_pct = {pct}", f"duration_s = {duration_s}"]
+    if min_s is not None:
+        lines.append(f"early_stop_min_s = {min_s}")
+    if min_samples is not None:
+        lines.append(f"early_stop_min_samples = {min_samples}")
+    options = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in device.items())
+    text = ('[model]\nsource = "builtin:noop"\n[run]\ndevice = "fake"\n' + "\n".join(lines)
+            + f"\n[device]\n{options}\n[warmup]\nmin_iterations = 3\nmax_iterations = 50\n"
+              "window = 5\nmax_s = 2.0\n")
+    return build_plan(parse_preset(text, name="early", path=None, origin="file", where="test"))
+
+
+def test_a_steady_configuration_stops_well_before_its_maximum():
+    result, fractions = run(early_plan(5.0, latency_ms=0.2, duration_s=30.0))
+    early = result.details["early_stop"]
+    assert early["stopped_early"] is True and early["p99_interval_pct"] <= 5.0
+    assert result.duration_s < 15.0  # the maximum is 30 s
+    assert 1.0 <= early["at_s"] and result.samples >= 1000  # the default minimums
+    low, high = result.latency.intervals["p99"]
+    p99 = result.latency["p99"]
+    assert max(p99 - low, high - p99) <= 0.05 * p99 * 1.5  # the final interval, a few more samples
+    assert fractions[-1] == pytest.approx(1.0) and all(0 <= f <= 1 for f in fractions)
+    assert not any("early stop" in w for w in result.warnings)
+
+
+def test_a_noisy_configuration_does_not_stop_before_its_minimums():
+    result, _ = run(early_plan(30.0, min_s=1.5, min_samples=2000, latency_ms=0.5,
+                               jitter_ms=0.4, seed=5, duration_s=20.0))
+    early = result.details["early_stop"]
+    assert early["stopped_early"] is True  # +-30 % is met at once, but not obeyed before...
+    assert early["at_s"] >= 1.5 and result.duration_s >= 1.5 and result.samples >= 2000
+
+
+def test_an_interval_that_never_gets_tight_enough_runs_to_the_maximum_and_says_so():
+    result, fractions = run(early_plan(0.2, latency_ms=0.5, jitter_ms=0.4, seed=5,
+                                       duration_s=1.5))
+    early = result.details["early_stop"]
+    assert early["stopped_early"] is False and early["at_s"] is None
+    assert early["p99_interval_pct"] > 0.2
+    assert result.duration_s == pytest.approx(1.5, abs=0.3)
+    assert any("early stop: p99's interval was still" in w for w in result.warnings)
+    assert max(fractions) <= 1.0
+
+
+def test_early_stop_in_open_loop_serves_every_request_sent():
+    plan = fake_plan(latency_ms=0.5, mode="sleep", duration_s=30.0,
+                     overrides={"mode": "open", "rates": (400.0,), "early_stop_pct": 10.0})
+    result, _ = run(plan)
+    assert result.details["early_stop"]["stopped_early"] is True
+    assert result.duration_s < 15.0
+    loop = result.details["open_loop"]
+    assert loop["unserved"] == 0 and loop["sent"] == result.samples
+
+
+def test_the_default_minimums_yield_to_a_shorter_maximum():
+    plan = fake_plan(duration_s=0.5, samples=300, overrides={"early_stop_pct": 5.0})
+    assert plan.stop.early_stop_min_s == 0.5 and plan.stop.early_stop_min_samples == 300
+
+
+def test_the_stop_rule_measures_the_interval_and_how_close_it_is():
+    rule = StopRule(early_stop_pct=5.0, early_stop_min_s=2.0, early_stop_min_samples=1000)
+    assert rule.interval_width_pct(10.0, 9.0, 10.2) == pytest.approx(10.0)  # the wider side
+    assert rule.early_stop_closeness(1.0, 5000, 5.0) == pytest.approx(0.5)  # time's the least
+    assert rule.early_stop_closeness(5.0, 5000, 10.0) == pytest.approx(0.5)  # the width
+    assert rule.early_stop_closeness(5.0, 5000, 4.0) == 1.0
+    assert rule.early_stop_closeness(5.0, 5000, None) == 0.0
+    assert not rule.may_stop_early(1.9, 5000) and not rule.may_stop_early(3.0, 999)
+    assert rule.may_stop_early(2.0, 1000)
+    assert not StopRule().may_stop_early(100.0, 10**6)
