@@ -9,9 +9,12 @@ torch out of the view's process, keeps what a model prints off the screen (``log
 model that crashes its process takes the run down, not the view.
 
 ``RunHandle`` is the same for both: ``stop()`` asks (the engine ends the configuration in
-progress within one inference, or within its stop grace when a device call hangs), ``kill()``
-ends it now (a process run is terminated, and its copies die with it), ``wait()`` blocks with a
-timeout. Events reach the sink from the handle's own thread, as they happen.
+progress within one inference, or within its stop grace when a device call hangs), and with a
+grace kills the run if it has not ended by then; ``kill()`` ends it now without waiting (a
+process run is terminated, and its copies die with it; a thread cannot be killed, so there it
+only asks: ``killable`` says which); ``wait()`` blocks with a timeout. Events reach the sink from
+the handle's own thread, as they happen. A process run writes the traceback of every failed
+configuration, and of a crash, to its log (``engine.log`` in the TUI).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import queue as queue_module
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple
 
 from .errors import UserError, describe_error, format_traceback
-from .events import RunFinished, Sink
+from .events import ConfigFinished, RunFinished, Sink
 from .measurement import ConfigResult
 from .procs import Child
 from .specs import RunPlan
@@ -45,9 +49,16 @@ class EngineProcessError(RuntimeError):
 class RunHandle:
     """A run in progress. ``results`` and ``error`` are set once ``done``."""
 
+    #: Whether ``kill`` ends the run at once (a process), or can only ask (a thread).
+    killable = False
+
     def __init__(self) -> None:
         self.results: Tuple[ConfigResult, ...] = ()
         self.error: Optional[BaseException] = None
+        #: When (``time.monotonic``) a stop with a grace kills the run, if it has not ended.
+        self.kill_at: Optional[float] = None
+        #: True once ``kill`` was called (by the caller, or by a stop's grace running out).
+        self.killed = False
         self._done = threading.Event()
         self._stop_requested = False
 
@@ -68,13 +79,19 @@ class RunHandle:
         self._stop_requested = True
         self._request_stop()
         if grace_s is not None:
+            at = time.monotonic() + max(0.0, grace_s)
+            if self.kill_at is None or at < self.kill_at:  # a later, shorter grace wins
+                self.kill_at = at
             timer = threading.Timer(grace_s, lambda: None if self.done else self.kill())
             timer.daemon = True
             timer.start()
 
     def kill(self) -> None:
-        """End the run now: what finished was already reported; nothing keeps running."""
+        """End the run now, without waiting: what finished was already reported; nothing keeps
+        running (a thread run can only be asked)."""
         self._stop_requested = True
+        self.killed = True
+        self.kill_at = min(self.kill_at or time.monotonic(), time.monotonic())
         self._request_stop()
 
     def _request_stop(self) -> None:
@@ -151,7 +168,13 @@ def _host_main(plan: RunPlan, conn: Any, strategy: Optional[Strategy], log: Opti
             os.dup2(handle.fileno(), 2)
     from .engine import Engine
 
-    sink = _PipeSink(conn)
+    pipe = _PipeSink(conn)
+
+    def sink(item: Any) -> None:
+        if log and isinstance(item, ConfigFinished) and item.result.status == "failed":
+            _log_failure(item.index, item.result)
+        pipe(item)
+
     engine = Engine(plan, sink)
 
     def listen() -> None:  # "stop", or the view's end of the pipe closing: end the run
@@ -167,10 +190,30 @@ def _host_main(plan: RunPlan, conn: Any, strategy: Optional[Strategy], log: Opti
     except UserError as exc:
         sink((_USER_ERROR, str(exc), None))
     except BaseException as exc:  # reported to the view, which shows it as a notice
-        sink((_CRASH, describe_error(exc), format_traceback(exc)))
+        details = format_traceback(exc)
+        if log:
+            _log(f"the engine failed: {describe_error(exc)}", details)
+        sink((_CRASH, describe_error(exc), details))
     else:
         sink((_DONE, results, None))
-    sink.close()
+    pipe.close()
+
+
+def _log_failure(index: int, result: ConfigResult) -> None:
+    """A failed configuration in the engine's log, with its traceback (the session has it too)."""
+    _log(f"configuration {index + 1} ({result.config.label}) failed "
+         f"[{result.error_kind or 'error'}]: {result.error}",
+         result.traceback or "(no traceback: the engine ended it, no exception was raised)")
+
+
+def _log(line: str, details: Optional[str]) -> None:
+    """One entry of the engine's log (its stderr: ``log_path``)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        sys.stderr.write(f"{stamp} latency-tui: {line}\n{(details or '').rstrip()}\n\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # the log is gone: the session still has it
+        pass
 
 
 class ProcessRun(RunHandle):
@@ -179,6 +222,12 @@ class ProcessRun(RunHandle):
     One duplex pipe carries the events up and the stop request down: no queue, no shared
     value, so no named semaphore that a killed terminal could leave behind in /dev/shm.
     """
+
+    killable = True
+    #: After the run's outcome, how long the process may take to exit by itself before it is
+    #: terminated; once a stop was asked for, the user is waiting: much less.
+    EXIT_GRACE_S = 5.0
+    STOPPED_EXIT_GRACE_S = 0.5
 
     def __init__(self, plan: RunPlan, sink: Sink, strategy: Optional[Strategy] = None, *,
                  log_path: Optional[Path] = None) -> None:
@@ -212,8 +261,11 @@ class ProcessRun(RunHandle):
                 pass
 
     def kill(self) -> None:
+        """Terminate the engine's process now (SIGTERM, then SIGKILL a second later), from a
+        thread of its own: the caller (the UI thread) never waits."""
         super().kill()
-        self._child.stop(grace_s=0.0)
+        threading.Thread(target=self._child.stop, kwargs={"grace_s": 0.0},
+                         name="latency-tui-kill", daemon=True).start()
 
     def _relay(self) -> None:
         finished = False
@@ -241,7 +293,8 @@ class ProcessRun(RunHandle):
                 finished = finished or isinstance(item, RunFinished)
                 self.sink(item)
         finally:
-            self._child.stop(grace_s=5.0)
+            self._child.stop(grace_s=self.STOPPED_EXIT_GRACE_S if self._stop_requested
+                             else self.EXIT_GRACE_S)
             self._conn.close()
             self._done.set()
 

@@ -17,7 +17,7 @@ import os
 import stat
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -52,6 +52,15 @@ class Session:
     results: List[ConfigResult] = field(default_factory=list)
     created: str = field(default_factory=_now_iso)
     tool_version: str = __version__
+    #: Every run of the session, in order: ``{"id", "started", "configurations", "preset"}``,
+    #: each with the plan it ran (``preset`` above is the last run's). Each result's
+    #: ``trial["run"]`` is the id of the run it came from.
+    runs: List[Dict[str, Any]] = field(default_factory=list)
+
+    def run_of(self, result: ConfigResult) -> Optional[int]:
+        """The id of the run ``result`` came from (None in files from before run ids)."""
+        run = result.trial.get("run") if isinstance(result.trial, dict) else None
+        return run if isinstance(run, int) and not isinstance(run, bool) else None
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -62,6 +71,7 @@ class Session:
             "host": self.host,
             "preset": self.preset,
             "model": self.model,
+            "runs": self.runs,
             "results": [result_to_dict(r) for r in self.results],
         }
 
@@ -84,7 +94,15 @@ class Session:
             results=[read(entry) for entry in f.tables("results")],
             created=f.string("created", ""),
             tool_version=f.string("tool_version", ""),
+            runs=[_run(entry) for entry in f.tables("runs", [])],
         )
+
+
+def _run(f: Fields) -> Dict[str, Any]:
+    """One entry of ``runs``: its id checked, the rest (its plan) kept as written."""
+    run = dict(f.data)
+    run["id"] = f.number("id", integer=True, minimum=1)
+    return run
 
 
 def result_to_dict(result: ConfigResult) -> Dict[str, Any]:
@@ -344,12 +362,18 @@ class SessionRecorder:
     def __init__(self, path: Optional[PathLike] = None, session: Optional[Session] = None):
         self.path = Path(path).expanduser() if path is not None else None
         self.session = session or Session()
+        #: The id of the run being recorded (each ``RunStarted`` begins the next one).
+        self.run_id: Optional[int] = None
         self.save_error: Optional[BaseException] = None
         self._lock = threading.Lock()
         self._closed = False
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
+            self.run_id = self.next_run_id
+            self.session.runs.append({"id": self.run_id, "started": _now_iso(),
+                                      "configurations": len(event.plan.configs),
+                                      "preset": dict(event.plan.preset)})
             self.session.preset = dict(event.plan.preset)
             self.session.host = dict(event.host)
             # Known before loading, so that a run whose every configuration failed still says it.
@@ -359,8 +383,16 @@ class SessionRecorder:
             if self.session.model.get("name") is None:
                 self.session.model = dict(event.model)
         elif isinstance(event, ConfigFinished):
-            self.session.results.append(event.result)
+            result = event.result
+            if self.run_id is not None:
+                result = replace(result, trial={**(result.trial or {}), "run": self.run_id})
+            self.session.results.append(result)
             self.save()
+
+    @property
+    def next_run_id(self) -> int:
+        """The id the next run recorded here will have."""
+        return max((run["id"] for run in self.session.runs), default=0) + 1
 
     def save(self) -> Optional[Path]:
         if self.path is None:

@@ -15,7 +15,9 @@ import psutil
 import pytest
 
 from helpers import fake_plan, stray_children, wait_until
-from latency_tui.core.events import ConfigFinished, RunFinished, RunStarted, Samples
+from latency_tui.core.events import (
+    ConfigFinished, ConfigStarted, RunFinished, RunStarted, Samples,
+)
 from latency_tui.core.isolation import EngineProcessError, start
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,6 +84,49 @@ def test_kill_ends_a_hung_engine_and_its_copies_at_once(tmp_path):
     assert handle.wait(10)
     wait_for(lambda: stray_children() == [], 5)
     assert time.monotonic() - asked < 5
+
+
+def test_a_stop_with_a_grace_ends_an_engine_stuck_in_a_model_load(tmp_path):
+    """A load cannot be interrupted: the stop's grace ends the process, promptly, and kill
+    itself never makes its caller wait."""
+    started = threading.Event()
+    plan = fake_plan(model="workloads:sleeps_in_load", batch_sizes=(1, 2), duration_s=5.0)
+    handle = start(plan, lambda e: isinstance(e, ConfigStarted) and started.set(),
+                   isolation="process", log_path=tmp_path / "engine.log")
+    assert handle.killable and started.wait(60)
+    time.sleep(0.5)  # in the factory's minute-long load by now
+    asked = time.monotonic()
+    handle.stop(0.5)
+    assert handle.kill_at == pytest.approx(asked + 0.5, abs=0.1)
+    assert handle.wait(10)
+    assert time.monotonic() - asked < 1.5
+    assert handle.killed and handle.error is None  # asked for: not an engine failure
+    wait_for(lambda: stray_children() == [], 5)
+
+
+def test_kill_returns_at_once(tmp_path):
+    started = threading.Event()
+    plan = fake_plan(model="workloads:sleeps_in_load", duration_s=5.0)
+    handle = start(plan, lambda e: isinstance(e, ConfigStarted) and started.set(),
+                   isolation="process", log_path=tmp_path / "engine.log")
+    assert started.wait(60)
+    asked = time.monotonic()
+    handle.kill()
+    assert time.monotonic() - asked < 0.2  # the UI thread calls it
+    assert handle.wait(10)
+    wait_for(lambda: stray_children() == [], 5)
+
+
+def test_a_failed_configuration_and_its_traceback_go_to_the_engine_log(tmp_path):
+    log = tmp_path / "engine.log"
+    plan = fake_plan(batch_sizes=(4,), duration_s=0.2, handler="workloads:fails_at_batch_4")
+    handle = start(plan, lambda e: None, isolation="process", log_path=log)
+    assert handle.wait(60) and handle.error is None
+    (result,) = handle.results
+    assert result.status == "failed" and "Traceback" in result.traceback
+    text = log.read_text()
+    assert "configuration 1 (batch 4, 1 x 1) failed [out_of_memory]: RuntimeError: out of memory" in text
+    assert result.traceback.strip() in text
 
 
 def test_a_plan_that_cannot_be_sent_fails_at_once(tmp_path):

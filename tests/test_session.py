@@ -50,8 +50,48 @@ def test_the_file_follows_the_documented_schema(recorded):
                                            "p99_ms", "max_ms"}
         assert sum(result["timeline"]["inferences"]) == result["samples"]
         assert result["status"] == "finished" and result["error_kind"] is None
-        assert result["trial"] == {"strategy": "sweep", "step": data["results"].index(result)}
+        assert result["trial"] == {"strategy": "sweep", "step": data["results"].index(result),
+                                   "run": 1}
     assert data["created"][:4].isdigit() and "T" in data["created"]
+    (run,) = data["runs"]
+    assert run["id"] == 1 and run["configurations"] == 2 and run["preset"] == data["preset"]
+
+
+def test_each_run_keeps_its_plan_and_every_row_names_its_run(tmp_path):
+    """Two runs recorded into one session (as the TUI does for a batch sweep, then a copies
+    sweep): each run's plan is kept, and each result says which run it came from."""
+    path = tmp_path / "s.json"
+    recorder = SessionRecorder(path)
+    assert recorder.next_run_id == 1
+    Engine(fake_plan(batch_sizes=(1, 2), duration_s=0.1), recorder).run()
+    assert recorder.next_run_id == 2
+    Engine(fake_plan(copies=(1, 2), duration_s=0.1), recorder).run()
+    session = load_session(path)
+    assert [run["id"] for run in session.runs] == [1, 2]
+    assert [r["preset"]["run"]["batch_sizes"] for r in session.runs] == [[1, 2], [1]]
+    assert [r["preset"]["run"]["copies"] for r in session.runs] == [[1], [1, 2]]
+    assert [session.run_of(r) for r in session.results] == [1, 1, 2, 2]
+    assert [(r.config.batch_size, r.config.copies) for r in session.results] == [
+        (1, 1), (2, 1), (1, 1), (1, 2)]
+    assert session == recorder.session
+
+
+def test_files_without_run_ids_still_load(tmp_path):
+    """A file written before run ids: no "runs", no trial["run"]."""
+    path = tmp_path / "old.json"
+    recorder = SessionRecorder(path)
+    Engine(fake_plan(duration_s=0.1), recorder).run()
+    data = json.loads(path.read_text())
+    del data["runs"]
+    for result in data["results"]:
+        del result["trial"]["run"]
+    path.write_text(json.dumps(data))
+    session = load_session(path)
+    assert session.runs == [] and session.run_of(session.results[0]) is None
+    data["runs"] = [{"id": 0}]
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"runs\[0\]\.id: must be at least 1"):
+        load_session(path)
 
 
 def test_round_trip_loses_nothing(recorded, tmp_path):

@@ -176,3 +176,17 @@ def chatty():
         print("model warns", file=sys.stderr)
 
     return infer, ()
+
+
+def sleeps_in_load():
+    """A factory that takes a minute to load, as a large model on a slow disk or a hub model
+    without network does: stop and quit must not wait for it."""
+    import time
+
+    time.sleep(60)
+    return (lambda: None), ()
+
+
+def hangs_in_warmup(batch, copy, worker, i):
+    """A fake-device handler whose fourth call (still in warm-up) takes a minute."""
+    return 60_000.0 if i == 3 else 1.0

@@ -258,17 +258,7 @@ class LatencyApp(Running, App[int]):
         return replace(info, note=keys.localize(self, info.note))
 
     def _header_facts(self) -> Any:
-        if self.viewing is not None:
-            path, session = self.viewing
-            return present.view_header(path, session, self.focus_config(), self.display_paused)
-        preset = self.plans.preset
-        name = preset.name if preset is not None else (self.requested_preset or "-")
-        elapsed = None
-        if self.run_clock is not None:
-            end = self.run_clock_end if self.run_clock_end is not None else self.clock()
-            elapsed = end - self.run_clock
-        return present.live_header(name, self.plans.plan, self.live_run, elapsed,
-                                   self.display_paused)
+        return self.header_facts()  # running.py: what r runs, the run's state; frozen if paused
 
     # -- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> Optional[bool]:
@@ -321,10 +311,7 @@ class LatencyApp(Running, App[int]):
 
         def answer(yes: Optional[bool]) -> None:
             if yes:
-                self.quitting = True
-                self.request_stop(grace_s=QUIT_GRACE_S)
-                self.notice("info", f"quitting once the run stops (killed after "
-                                    f"{QUIT_GRACE_S:g} s; q again quits at once)")
+                self.request_quit()  # the engine is killed after a short grace; q again: now
 
         self.push_screen(ConfirmScreen(
             "A run is in progress. Stop it, save the finished configurations and quit?"),
@@ -355,8 +342,7 @@ class LatencyApp(Running, App[int]):
             self.runs.kill()
             self._finish_quit()
         else:
-            self.quitting = True
-            self.request_stop(grace_s=QUIT_GRACE_S)
+            self.request_quit()
 
     def _hang_up(self) -> None:
         """The terminal is gone: nothing can be drawn (a write to it would block for ever), so

@@ -12,8 +12,9 @@ So the sample rate and the redraw rate stay independent, and nothing here runs i
 from __future__ import annotations
 
 import os
+import re
 import threading
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from latency_tui.core.api import ConfigResult, ConfigStreams, LatencySummary, Throughput, Timeline
 from latency_tui.core.events import (
@@ -66,6 +67,12 @@ class LiveConfig:
         #: A notice about an unstable warm-up went out already (the result repeats it).
         self.warned_warmup = False
         self.streams = ConfigStreams(cap)
+        #: The session's id of the run this configuration belongs to (shown in the table).
+        self.run_id: Optional[int] = None
+        #: When (the app's clock) it started, began measuring and finished: the time left.
+        self.started_at: Optional[float] = None
+        self.measuring_at: Optional[float] = None
+        self.finished_at: Optional[float] = None
 
     @classmethod
     def of_result(cls, key: str, index: int, result: ConfigResult) -> "LiveConfig":
@@ -76,6 +83,8 @@ class LiveConfig:
         live.warmup_iterations = result.warmup_iterations or None
         live.warmup_stable = result.warmup_stable
         live.elapsed_s = result.duration_s
+        run = result.trial.get("run") if isinstance(result.trial, dict) else None
+        live.run_id = run if isinstance(run, int) and not isinstance(run, bool) else None
         return live
 
     # -- reading -------------------------------------------------------------------------
@@ -132,9 +141,16 @@ class LiveConfig:
 class LiveRun:
     """A run: its plan, host, model facts and one ``LiveConfig`` per configuration."""
 
-    def __init__(self, number: int, plan: RunPlan) -> None:
+    def __init__(self, number: int, plan: RunPlan,
+                 clock: Optional[Callable[[], float]] = None) -> None:
         self.number = number
         self.plan = plan
+        #: Times each configuration's phases, for the time left (None: measuring time only).
+        self.clock = clock
+        #: The session's id of this run, once it has joined one.
+        self.run_id: Optional[int] = None
+        #: Where the traceback of a failed configuration can be read, for its notice.
+        self.traceback_where = ""
         self.host: Dict[str, Any] = {}
         self.model: Dict[str, Any] = {}
         self.state = "starting"  # starting, running, stopping, finished, cancelled, failed
@@ -149,7 +165,21 @@ class LiveRun:
         return f"{self.number}:{index}"
 
     def _new(self, index: int, config: RunConfig) -> LiveConfig:
-        return LiveConfig(self.key(index), index, config, cap=self.plan.sample_cap)
+        live = LiveConfig(self.key(index), index, config, cap=self.plan.sample_cap)
+        live.run_id = self.run_id
+        return live
+
+    def set_run_id(self, run_id: Optional[int]) -> None:
+        self.run_id = run_id
+        for live in self.configs.values():
+            live.run_id = run_id
+
+    def _now(self) -> Optional[float]:
+        return self.clock() if self.clock is not None else None
+
+    def _measuring(self, live: LiveConfig) -> None:
+        if live.measuring_at is None:
+            live.measuring_at = self._now()
 
     @property
     def total(self) -> int:
@@ -176,12 +206,14 @@ class LiveRun:
             if live is not None:
                 live.streams.add(event.block)
                 live.elapsed_s = max(live.elapsed_s, event.elapsed_s)
+                self._measuring(live)
             return []
         if isinstance(event, Progress):
             live = self.configs.get(event.index)
             if live is not None:
                 live.elapsed_s = max(live.elapsed_s, event.elapsed_s)
                 live.fraction = event.fraction
+                self._measuring(live)
             return []
         if isinstance(event, Utilisation):
             self.utilisation = event.groups
@@ -200,12 +232,15 @@ class LiveRun:
             if live is None:  # a strategy's configuration, in no plan: follow the engine
                 live = self.configs[event.index] = self._new(event.index, event.config)
             live.phase = "loading"
+            live.started_at = self._now()
             self.current = event.index
             return []
         if isinstance(event, PhaseChanged):
             live = self.configs.get(event.index)
             if live is not None and live.result is None:
                 live.phase, live.detail = event.phase, event.detail
+                if event.phase == "measuring":
+                    self._measuring(live)
             return []
         if isinstance(event, WarmupFinished):
             return self._warmup(event)
@@ -238,9 +273,10 @@ class LiveRun:
             live = self.configs[event.index] = self._new(event.index, result.config)
         live.result = result
         live.phase = result.status
+        live.finished_at = self._now()
         if result.first_inference_ms is not None:
             live.first_inference_ms = result.first_inference_ms
-        return result_notices(result, skip_warmup=live.warned_warmup)
+        return result_notices(result, skip_warmup=live.warned_warmup, where=self.traceback_where)
 
 
 def shown_after_run(configs: Iterable[LiveConfig]) -> List[LiveConfig]:
@@ -251,13 +287,19 @@ def shown_after_run(configs: Iterable[LiveConfig]) -> List[LiveConfig]:
         [c for c in done if c.result.latency is not None]
 
 
-def result_notices(result: ConfigResult, skip_warmup: bool = False) -> List[Notice]:
+def result_notices(result: ConfigResult, skip_warmup: bool = False, where: str = ""
+                   ) -> List[Notice]:
     """Warnings and the error of one result, each prefixed with its configuration;
-    ``skip_warmup`` leaves out the warm-up warning already shown when warm-up ended."""
+    ``skip_warmup`` leaves out the warm-up warning already shown when warm-up ended. A failure
+    with a traceback names its last frame and ``where`` the whole traceback can be read."""
     label = result.config.label
     notices = []
     if result.status == "failed":
-        notices.append(Notice("error", f"{label}: failed: {result.error or 'unknown error'}"))
+        text = f"{label}: failed: {result.error or 'unknown error'}"
+        if result.traceback and where:
+            frame = last_frame(result.traceback)
+            text += f" ({'at ' + frame + '; ' if frame else ''}traceback in {where})"
+        notices.append(Notice("error", text))
     elif result.status == "cancelled":
         notices.append(Notice("info", f"{label}: cancelled after {result.samples:,} samples"))
     seen = set()
@@ -269,6 +311,18 @@ def result_notices(result: ConfigResult, skip_warmup: bool = False) -> List[Noti
             seen.add(warning)
             notices.append(Notice("warning", f"{label}: {warning}"))
     return notices
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def last_frame(traceback: str) -> str:
+    """Where a traceback ends: "workloads.py:123" (the file's name only), or ""."""
+    frames = _FRAME.findall(traceback or "")
+    if not frames:
+        return ""
+    path, line = frames[-1]
+    return f"{os.path.basename(path)}:{line}"
 
 
 def busy_host_notices(host: Dict[str, Any]) -> List[Notice]:
@@ -284,28 +338,66 @@ def busy_host_notices(host: Dict[str, Any]) -> List[Notice]:
     return []
 
 
-def estimate_remaining(run: LiveRun) -> Optional[float]:
-    """Seconds left in the run: the current configuration's rest plus the others' duration.
+def estimate_remaining(run: LiveRun, now: Optional[float] = None) -> Optional[float]:
+    """Seconds left in the run: the current configuration's rest plus the others' whole time."""
+    found = estimate(run, now)
+    return None if found is None else found[0]
 
-    Warm-up and loading of later configurations are unknown; the estimate counts measuring
-    time only, so the header prefixes it with "~".
+
+def estimate(run: LiveRun, now: Optional[float] = None) -> Optional[Tuple[float, bool]]:
+    """(seconds left, whether that is only a lower bound).
+
+    Each configuration takes its measuring time plus its setup (loading, compiling, warm-up,
+    and the figures at the end). With a clock (``LiveRun.clock``), the setup is the mean of the
+    configurations that finished; before any has, the setup of the current one so far, which
+    only grows while it loads: then the time left is a lower bound. Without a clock, measuring
+    time only.
     """
-    duration = run.plan.stop.duration_s
     live = run.current_config()
     if live is None:
         return None
-    if duration is not None:
-        current = max(0.0, duration - live.elapsed_s)
-        per_config = duration
-    elif live.fraction and live.fraction > 0:
-        per_config = live.elapsed_s / live.fraction
-        current = per_config - live.elapsed_s
-    else:
+    measure = _measuring_s(run, live)
+    if measure is None:
         return None
+    if now is None and run.clock is not None:
+        now = run.clock()
+    measuring = live.phase in ("measuring", "stopping") or live.elapsed_s > 0
+    setups = [c.finished_at - c.started_at - c.result.duration_s for c in run.configs.values()
+              if c.result is not None and c.result.status == "finished"
+              and c.finished_at is not None and c.started_at is not None]
+    so_far = 0.0
+    if now is not None and live.started_at is not None:
+        so_far = (live.measuring_at if measuring and live.measuring_at is not None
+                  else now) - live.started_at
+    lower = False
+    if setups:
+        setup = max(0.0, sum(setups) / len(setups))
+    else:
+        setup, lower = max(0.0, so_far), not measuring and now is not None
+    if measuring:
+        current = max(0.0, measure - live.elapsed_s)
+    else:
+        current = max(0.0, setup - so_far) + measure
     left = sum(1 for c in run.configs.values() if c.phase == "pending")
-    return current + left * per_config
+    return current + left * (setup + measure), lower
 
 
-def describe_remaining(run: LiveRun) -> str:
-    remaining = estimate_remaining(run)
-    return "" if remaining is None else f"~{fmt_clock(remaining)} left"
+def _measuring_s(run: LiveRun, live: LiveConfig) -> Optional[float]:
+    """How long one configuration measures: the stop rule's duration, else what the current
+    one's progress or the finished ones say."""
+    duration = run.plan.stop.duration_s
+    if duration is not None:
+        return duration
+    if live.fraction and live.fraction > 0:
+        return live.elapsed_s / live.fraction
+    done = [c.result.duration_s for c in run.configs.values()
+            if c.result is not None and c.result.status == "finished"]
+    return sum(done) / len(done) if done else None
+
+
+def describe_remaining(run: LiveRun, now: Optional[float] = None) -> str:
+    found = estimate(run, now)
+    if found is None:
+        return ""
+    remaining, lower = found
+    return f"at least {fmt_clock(remaining)} left" if lower else f"~{fmt_clock(remaining)} left"

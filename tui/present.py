@@ -6,7 +6,10 @@ are decided in one place and can be tested without starting the app.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from rich.text import Text
 
 from latency_tui.core.api import Session
 from latency_tui.core.specs import RunPlan
@@ -22,6 +25,11 @@ RUN_STATES = {
     "finished": "FINISHED", "cancelled": "STOPPED", "failed": "FAILED",
 }
 PAUSED_NOTE = "DISPLAY PAUSED (space resumes)"
+#: What the engine is doing, by phase, as a notice says it: "the engine is loading the model".
+PHASE_WORDS = {"starting": "starting", "loading": "loading the model", "compiling": "compiling",
+               "warmup": "warming up", "measuring": "measuring", "stopping": "measuring"}
+#: Copy modes as the header says them: "copies 2 x workers 2 in processes".
+MODE_WORDS = {"thread": "threads", "process": "processes"}
 
 
 def plan_summary(plan: Optional[RunPlan]) -> str:
@@ -43,9 +51,12 @@ def status_word(live: LiveConfig) -> str:
 
 def phase_text(live: LiveConfig, plan: RunPlan) -> str:
     if live.phase == "measuring":
-        duration = plan.stop.duration_s
-        of = f" / {duration:g} s" if duration else ""
-        return f"measuring {live.elapsed_s:.1f}{of}"
+        duration, samples = plan.stop.duration_s, plan.stop.samples
+        text = f"measuring {live.elapsed_s:.1f}" + (f" / {duration:g} s" if duration else "")
+        if samples:
+            counted = f"{live.count:,} / {samples:,} samples"
+            text = f"{text} · {counted}" if duration else f"measuring {counted}"
+        return text
     if live.phase == "loading":
         return f"loading{(' ' + live.detail) if live.detail else ''}..."
     if live.phase == "warmup":
@@ -71,26 +82,88 @@ def gauge_data(live: Optional[LiveConfig]) -> GaugeData:
     )
 
 
+@dataclass(frozen=True)
+class RunRow(ResultRow):
+    """A row that names its run: once the table holds more than one run, its "#" reads
+    "2.3" (run 2, that run's third configuration)."""
+
+    run_label: str = ""
+
+    def cells(self, columns: Sequence[str]) -> List[Any]:
+        out = super().cells(tuple(columns))
+        if self.run_label and "number" in columns:
+            out[list(columns).index("number")] = Text(self.run_label, justify="right")
+        return out
+
+
 def result_rows(configs: Iterable[LiveConfig]) -> List[ResultRow]:
-    rows = []
+    configs = list(configs)
+    several = len({c.run_id for c in configs if c.run_id is not None}) > 1
+    steps: Dict[int, int] = {}
+    rows: List[ResultRow] = []
     for order, live in enumerate(configs):
         summary = live.summary()
         throughput = live.throughput()
         config = live.config
         p = summary.percentiles if summary is not None else {}
-        rows.append(ResultRow(
+        label = ""
+        if several and live.run_id is not None:
+            steps[live.run_id] = steps.get(live.run_id, 0) + 1
+            label = f"{live.run_id}.{steps[live.run_id]}"
+        rows.append(RunRow(
             key=live.key, batch=config.batch_size, copies=config.copies,
             workers=config.workers_per_copy,
             inf_s=throughput.inferences_per_s if throughput else None,
             samples_s=throughput.samples_per_s if throughput else None,
             p50=p.get("p50"), p90=p.get("p90"), p99=p.get("p99"),
             status=status_word(live), order=order,
+            run_label=label,
         ))
     return rows
 
 
-def view_header(path: Any, session: Session, focus: Optional[LiveConfig], paused: bool
-                ) -> HeaderInfo:
+def outcome(run: LiveRun) -> Dict[str, int]:
+    """How many configurations of a run ended how: ok, failed, cancelled, skipped."""
+    counts = {"ok": 0, "failed": 0, "cancelled": 0, "skipped": 0}
+    for live in run.configs.values():
+        status = live.result.status if live.result is not None else live.phase
+        word = "ok" if status == "finished" else status
+        if word in counts:
+            counts[word] += 1
+        elif not run.active:  # pending when the run ended: it never ran
+            counts["skipped"] += 1
+    return counts
+
+
+def ended_words(run: LiveRun) -> Tuple[str, str]:
+    """(state, position) of an ended run, never claiming more than happened: "FINISHED",
+    "4/4 configs"; "FINISHED with errors", "2 ok, 1 failed of 3"; "FAILED"; "STOPPED"."""
+    counts = outcome(run)
+    total = run.total
+    state = RUN_STATES.get(run.state, run.state.upper())
+    if run.state == "finished" and counts["failed"]:
+        state = "FAILED" if counts["ok"] == 0 else "FINISHED with errors"
+    if counts["ok"] == total:
+        return state, f"{total}/{total} configs"
+    parts = [f"{counts['ok']} ok"] + [f"{n} {word}" for word, n in counts.items()
+                                      if word != "ok" and n]
+    return state, f"{', '.join(parts)} of {total}"
+
+
+def view_header(path: Any, session: Session, focus: Optional[LiveConfig], paused: bool,
+                current: Optional[HeaderInfo] = None) -> HeaderInfo:
+    """A saved session's header. With ``current`` (the header of the current plan), the first
+    line names what ``r`` runs, as it always does, and the second the file being viewed."""
+    saved = str(session.preset.get("name", "?"))
+    name = getattr(path, "name", str(path))
+    if current is not None:
+        return HeaderInfo(
+            preset=current.preset, model=current.model, device=current.device,
+            batch=current.batch, parallel=current.parallel, mode=current.mode,
+            state="VIEWING", phase=f"{name}: preset {saved}",
+            created=session.created.replace("T", " ")[:16],
+            note=PAUSED_NOTE if paused else f"read-only; r runs preset {current.preset}",
+        )
     config = focus.config if focus else None
     return HeaderInfo(
         preset=str(session.preset.get("name", "?")),
@@ -105,9 +178,12 @@ def view_header(path: Any, session: Session, focus: Optional[LiveConfig], paused
 
 
 def live_header(preset: str, plan: Optional[RunPlan], run: Optional[LiveRun],
-                elapsed_s: Optional[float], paused: bool) -> HeaderInfo:
+                elapsed_s: Optional[float], paused: bool, *, now: Optional[float] = None,
+                waiting: str = "", again: str = "") -> HeaderInfo:
     """The header for the current plan: before a run, the whole sweep; during one, the
-    configuration in progress, its phase and the time left."""
+    configuration in progress, its phase and the time left; while stopping, what it waits
+    for (``waiting``) and the key that ends it at once (``again``); after one, how each
+    configuration ended."""
     note = PAUSED_NOTE if paused else ""
     if plan is None:
         return HeaderInfo(preset=preset, note=note or "p picks a preset")
@@ -120,25 +196,34 @@ def live_header(preset: str, plan: Optional[RunPlan], run: Optional[LiveRun],
         batch=fmt_values(plan.axis("batch_sizes")),
         parallel=f"{fmt_values(plan.axis('copies'))} x "
                  f"{fmt_values(plan.axis('workers'))}",
+        mode="/".join(MODE_WORDS.get(m, m) for m in dict.fromkeys(
+            c.copy_mode for c in plan.configs)),
     )
     if run is None:
         return HeaderInfo(**info, note=note or f"{plan_summary(plan)}; r runs it")
     current = run.current_config()
+    state = RUN_STATES[run.state]
     if current is not None and run.active:
         config = current.config
         info.update(device=config.device, batch=str(config.batch_size),
-                    parallel=f"{config.copies} x {config.workers_per_copy}")
+                    parallel=f"{config.copies} x {config.workers_per_copy}",
+                    mode=MODE_WORDS.get(config.copy_mode, config.copy_mode))
         position = f"config {current.index + 1}/{run.total}"
         phase = phase_text(current, run.plan)
-    else:
-        done = sum(1 for c in run.configs.values() if c.result is not None)
-        position, phase = f"{done}/{run.total} configs", ""
+    elif run.active:
+        position, phase = f"0/{run.total} configs", ""
         if run.state == "starting":  # the engine's process is starting (importing torch)
             phase = "starting the engine..."
+    else:
+        state, position = ended_words(run)
+        phase = ""
+    remaining = describe_remaining(run, now) if run.active else ""
+    if run.state == "stopping" and waiting:  # what it waits for, and how to end it now
+        position, remaining = "", ""
+        phase = f"{waiting}; {again}" if again else waiting
     return HeaderInfo(
-        **info, state=RUN_STATES[run.state], position=position, phase=phase,
-        elapsed=fmt_clock(elapsed_s), remaining=describe_remaining(run) if run.active else "",
-        note=note,
+        **info, state=state, position=position, phase=phase,
+        elapsed=fmt_clock(elapsed_s), remaining=remaining, note=note,
     )
 
 

@@ -1,22 +1,36 @@
-"""Running from the app: starting and stopping runs, and the 10 Hz tick that drains the
-engine's events into the display's model, the session and the panes.
+"""Running from the app: starting and stopping runs, the 10 Hz tick that drains the
+engine's events into the display's model, the session and the panes, and the header's facts.
 
 A mixin of ``LatencyApp``: these methods read the app's run control, sessions, panes and
 widgets, and live apart only so that each module of the app has one concern.
+
+Stopping always takes effect (``runcontrol``): the engine is told, the header says what it
+waits for and when the engine is killed, and a second stop (``r``, or ``q`` when quitting) kills
+it at once. A key that cannot act during a run says so as a notice: the footer's grey is lost
+without colour. While the display is paused the header is frozen with the panes, and says so.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Callable, Optional
 
 from latency_tui.core import api
 from latency_tui.core.events import ConfigFinished, ConfigStarted, Progress, Samples, Utilisation
 
-from . import present
+from . import keys, present
 from .live import shown_after_run
+from .widgets.header import HeaderInfo
+from .widgets.notices import NoticesPane
 from .widgets.results import ResultsTable
 from .widgets.utilisation import UtilisationPane
+
+#: Actions that change the plan (greyed in the footer during a run), as a notice names them.
+BUSY_ACTIONS = {"sweep": "a sweep", "pick_preset": "picking a preset",
+                "edit": "editing the configuration", "open": "opening a session"}
+SWEEP_WORDS = {"batch_sizes": "a batch-size sweep", "copies": "a copies sweep",
+               "workers": "a workers sweep"}
 
 
 class Running:
@@ -26,6 +40,8 @@ class Running:
     _shown_readings = None
     _last_refresh = float("-inf")
     _last_poll = float("-inf")
+    #: The header as it was when the display was paused (None: not paused).
+    _frozen_header: Optional[HeaderInfo] = None
 
     def _start_in_process(self, plan: api.RunPlan, sink: Callable[[Any], None]) -> Any:
         """The default: the engine in a process of its own, what it prints in engine.log."""
@@ -43,23 +59,91 @@ class Running:
         self.panes.forget_histogram()
         self.run_clock, self.run_clock_end = self.clock(), None
         try:
-            live = self.runs.start(plan)
+            live = self.runs.start(plan, clock=self.clock)
         except Exception as exc:
             self.notice("error", f"engine failed: {api.describe_error(exc)}")
             self.run_clock_end = self.clock()
         else:
             self.sessions.begin_run(live)
+            log = getattr(self.runs.handle, "log_path", None)
+            live.traceback_where = f"{log} and the session file" if log else "the session file"
+            for pane in self.query(NoticesPane):
+                pane.begin_run(f"run {live.run_id}")
         self.refresh_bindings()
         self.refresh_panes()
 
     def request_stop(self, grace_s: Optional[float] = None) -> None:
+        """Stop the run: the engine is told now and killed after the grace of the phase it is
+        in (``grace_s`` overrides it); asked again while stopping, it is killed at once."""
         if not self.run_active:
             return
-        if self.live_run.state != "stopping":
-            self.notice("info", "stopping: the configuration in progress ends within one "
-                                "inference; the rest are skipped")
-        self.runs.stop(grace_s)
+        if self.live_run.state == "stopping":
+            self.runs.kill()
+            self.notice("info", "ending the engine's process now")
+            self.refresh_panes()
+            return
+        phase = self.runs.phase()
+        grace = self.runs.stop(grace_s)
+        if phase in ("measuring", "stopping"):
+            ends = "measuring ends within one inference"
+        else:
+            ends = f"the engine is {present.PHASE_WORDS.get(phase, phase)}"
+        kill = (f"its process is ended in {grace:g} s if it has not stopped by then"
+                if self.runs.killable else "it ends when the engine next checks")
+        again = "q again quits now" if self.quitting else "r again ends it now"
+        self.notice("info", f"stopping: {ends}; {kill} ({again}); the rest are skipped")
         self.refresh_panes()
+
+    def request_quit(self) -> None:
+        """Quit confirmed (or a signal): stop the run, and leave once it has ended."""
+        self.quitting = True
+        self.request_stop()
+
+    async def run_action(self, action: Any, default_namespace: Any = None,
+                         namespaces: Any = None) -> bool:
+        """A key whose action cannot act during a run says why, instead of nothing."""
+        target, name, params = self._parse_action(  # type: ignore[attr-defined]
+            action, self if default_namespace is None else default_namespace, namespaces)
+        if target is self and name in BUSY_ACTIONS and self.run_active:
+            what = SWEEP_WORDS.get(str(params[0]) if params else "", BUSY_ACTIONS[name])
+            self.notice("warning", f"{what} cannot start during a run: stop the run first "
+                                   "(r stops it)")
+            return True
+        return await super().run_action(  # type: ignore[misc]
+            action, default_namespace, namespaces)
+
+    # -- the header ------------------------------------------------------------------------
+    def header_facts(self) -> HeaderInfo:
+        """The header: what ``r`` runs, where the run stands; frozen while paused."""
+        info = self._header_now()
+        if not self.display_paused:
+            self._frozen_header = None
+            return info
+        if self._frozen_header is None:
+            self._frozen_header = info
+        live = self.live_run
+        now = present.RUN_STATES.get(live.state, "") if live is not None else ""
+        if live is not None and not live.active:
+            now = present.ended_words(live)[0]
+        note = present.PAUSED_NOTE + (f"; the run is {now} now" if now else "")
+        return replace(self._frozen_header, note=note)
+
+    def _header_now(self) -> HeaderInfo:
+        preset = self.plans.preset
+        name = preset.name if preset is not None else (self.requested_preset or "-")
+        elapsed = None
+        if self.run_clock is not None:
+            end = self.run_clock_end if self.run_clock_end is not None else self.clock()
+            elapsed = end - self.run_clock
+        waiting = self.runs.waiting() if self.runs.stopped_in is not None else ""
+        again = keys.localize(self, "q again quits now" if self.quitting
+                              else "r again ends it now")
+        info = present.live_header(name, self.plans.plan, self.live_run, elapsed, False,
+                                   now=self.clock(), waiting=waiting, again=again)
+        if self.viewing is None:
+            return info
+        path, session = self.viewing
+        return present.view_header(path, session, self.focus_config(), False, current=info)
 
     def _tick(self, force: bool = False) -> None:
         """Drain the engine's events into the model, then draw what is due in one frame.
@@ -117,6 +201,10 @@ class Running:
         error = self.runs.finish()
         if error:
             self.notice("error", error)
+        if self.runs.was_killed:
+            what = present.PHASE_WORDS.get(self.runs.stopped_in or "", "running")
+            self.notice("info", f"the engine did not stop in time while {what}: its process "
+                                "was ended; what finished is saved")
         self.run_clock_end = self.clock()
         self._follow_running = False
         if drawable:

@@ -2,9 +2,11 @@
 
 A session groups the runs that measured the same thing (plan name, model, inputs, stop rule
 and warm-up): a batch sweep and then a copies sweep of one preset land in one session and one
-results table; a different preset or model starts a new one. It is saved after every finished
-configuration, atomically (``core.session.save_session``), so quitting or a crash loses at
-most the configuration in progress.
+results table; a different preset or model starts a new one. Each run of a session has an id
+(1, 2, ...): the session file keeps each run's plan under ``runs`` and the id on every result
+(``trial["run"]``), and the table shows it ("2.3": run 2, its third configuration). It is
+saved after every finished configuration, atomically (``core.session.save_session``), so
+quitting or a crash loses at most the configuration in progress.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class SessionKeeper:
             self.recorder = SessionRecorder()
             self.configs = {}
             self._announced = None
+        run.set_run_id(self.recorder.next_run_id)
         for live in run.configs.values():
             self.configs[live.key] = live
 

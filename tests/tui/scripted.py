@@ -5,8 +5,11 @@ The real engine (tests use it in a thread on the fake device wherever they can) 
 time, so no two runs draw the same screen. Snapshots and tests that look at a run at an exact
 point need the same events every time: this emits them, with latencies drawn from a seeded
 log-normal whose median grows with the batch size and the number of copies. ``pause_at`` holds
-it mid-configuration; ``fail_batch`` fails that batch size as a model would. Its events obey the
-engine's protocol (``tests/protocol.py`` checks both).
+it mid-configuration; ``hold=(index, phase)`` holds it in "loading" or "warmup" as a slow model
+load would; ``deaf=True`` makes it ignore stop requests, as an engine stuck in a load it cannot
+interrupt does, so that only ``kill`` ends it (then, as a killed process, it sends nothing more);
+``fail_batch`` fails that batch size as a model would. Its events obey the engine's protocol
+(``tests/protocol.py`` checks both).
 """
 
 from __future__ import annotations
@@ -35,27 +38,51 @@ FAKE_HOST: Dict[str, Any] = {
 FAKE_MODEL = {"source": "builtin:mlp", "name": "mlp", "parameters": 1_234_567, "size_mb": 4.9}
 
 
+class _Killed(Exception):
+    """The scripted run was killed: like a terminated process, it sends nothing more."""
+
+
 class ScriptedRun(RunHandle):
+    killable = True
+
     def __init__(self, plan: RunPlan, sink: Sink, *, seed: int = 0, chunks: int = 10,
                  chunk_size: int = 400, pace_s: float = 0.0, fail_batch: Optional[int] = None,
                  unstable_index: Optional[int] = None,
-                 pause_at: Optional[Tuple[int, int]] = None, pause_timeout_s: float = 30.0) -> None:
+                 pause_at: Optional[Tuple[int, int]] = None, pause_timeout_s: float = 30.0,
+                 hold: Optional[Tuple[int, str]] = None, deaf: bool = False) -> None:
         super().__init__()
         self.plan, self.sink = plan, sink
         self.seed, self.chunks, self.chunk_size, self.pace_s = seed, chunks, chunk_size, pace_s
         self.fail_batch, self.unstable_index = fail_batch, unstable_index
         self.pause_at, self.pause_timeout_s = pause_at, pause_timeout_s
-        #: Set when the run reaches ``pause_at``; ``resume`` lets it go on.
+        self.hold, self.deaf = hold, deaf
+        #: Set when the run reaches ``pause_at`` or ``hold``; ``resume`` lets it go on.
         self.paused = threading.Event()
         self.resume = threading.Event()
         self.stop_calls = 0
+        self.kill_calls = 0
         self._stopped = threading.Event()
         threading.Thread(target=self._work, name="scripted-run", daemon=True).start()
 
     def _request_stop(self) -> None:
         self.stop_calls += 1
-        self._stopped.set()
+        if not self.deaf:
+            self._stopped.set()
+            self.resume.set()
+
+    def kill(self) -> None:
+        self.kill_calls += 1
+        super().kill()
         self.resume.set()
+
+    def _wait_here(self) -> None:
+        """Hold until resumed, stopped or killed (at most ``pause_timeout_s``)."""
+        self.paused.set()
+        self.resume.wait(self.pause_timeout_s)
+        if self.killed:
+            raise _Killed()
+        if not self._stopped.is_set():
+            self.resume.clear()  # the next hold waits for a resume of its own
 
     @staticmethod
     def median_ms(config: RunConfig) -> float:
@@ -65,6 +92,8 @@ class ScriptedRun(RunHandle):
     def _work(self) -> None:
         try:
             self.results = self._run()
+        except _Killed:
+            pass
         except BaseException as exc:
             self.error = exc
         finally:
@@ -81,8 +110,21 @@ class ScriptedRun(RunHandle):
             if self._stopped.is_set():
                 break
             emit(ConfigStarted(index, total, config, {"strategy": "sweep", "step": index}))
-            emit(PhaseChanged(index, "loading", self.plan.model.source))
-            emit(PhaseChanged(index, "warmup", "1 copy warming up"))
+            held = False
+            for phase, detail in (("loading", self.plan.model.source),
+                                  ("warmup", "1 copy warming up")):
+                emit(PhaseChanged(index, phase, detail))
+                if self.hold == (index, phase):
+                    self._wait_here()
+                    if self._stopped.is_set():
+                        held = True
+                        break
+            if held:  # stopped while loading or warming up: cancelled, nothing measured
+                result = ConfigResult(config, "cancelled", error="stopped during loading or "
+                                      "warm-up", trial={"strategy": "sweep", "step": index})
+                results.append(result)
+                emit(ConfigFinished(index, result))
+                break
             median = self.median_ms(config)
             stable = index != self.unstable_index
             emit(ModelLoaded(index, dict(FAKE_MODEL)))
@@ -111,8 +153,7 @@ class ScriptedRun(RunHandle):
                 emit(Samples(index, block, elapsed))
                 emit(Progress(index, elapsed, streams.count, elapsed / duration))
                 if self.pause_at == (index, chunk):
-                    self.paused.set()
-                    self.resume.wait(self.pause_timeout_s)
+                    self._wait_here()
                 if self.pace_s:
                     time.sleep(self.pace_s)
             if cancelled:

@@ -146,3 +146,48 @@ def test_mlp_preset_in_tmux_run_save_quit(tmp_path):
     assert session.model.get("name") == "tabular-mlp"
     autosaved = list((data / "latency-tui" / "sessions").glob("mlp-quick-*.json"))
     assert len(autosaved) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_quit_during_a_slow_model_load_in_tmux(tmp_path):
+    """A model that takes a minute to load: q, y leaves within about a second, the screen
+    saying what it waits for, and the terminal is given back (no blank screen while the
+    process waits for the load)."""
+    config, data = tmp_path / "config", tmp_path / "data"
+    presets = config / "latency-tui" / "presets"
+    presets.mkdir(parents=True)
+    (presets / "slow-load.toml").write_text(
+        'name = "slow-load"\n[model]\nsource = "workloads:sleeps_in_load"\n'
+        '[run]\ndevice = "cpu"\nbatch_sizes = [1, 2]\nduration_s = 5\n')
+    exit_file = tmp_path / "exit"
+    name = f"latency-tui-slow-{os.getpid()}"
+    command = (
+        f"cd {REPO} && PYTHONPATH={REPO / 'tests'} XDG_CONFIG_HOME={config} "
+        f"XDG_DATA_HOME={data} {sys.executable} -c "
+        "'from latency_tui.tui.app import run_app; import sys; "
+        "sys.exit(run_app(\"slow-load\"))'"
+        f"; echo $? > {exit_file}; echo LEFT; sleep 30"
+    )
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40", command],
+                   check=True)
+    subprocess.run(["tmux", "resize-window", "-t", name, "-x", "120", "-y", "40"],
+                   capture_output=True)
+    try:
+        _wait_for(name, "IDLE", 15)
+        subprocess.run(["tmux", "send-keys", "-t", name, "r"], check=True)
+        _wait_for(name, "loading workloads:sleeps_in_load", 30)
+        time.sleep(0.5)
+        subprocess.run(["tmux", "send-keys", "-t", name, "q"], check=True)
+        _wait_for(name, "A run is in progress", 5)
+        began = time.monotonic()
+        subprocess.run(["tmux", "send-keys", "-t", name, "y"], check=True)
+        screen = _wait_for(name, "LEFT", 10)
+        took = time.monotonic() - began
+        assert took < 2.0, f"quitting took {took:.1f} s"
+        assert exit_file.read_text().strip() == "0"
+        assert "Traceback" not in screen
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    log = (data / "latency-tui" / "engine.log").read_text()
+    assert "Traceback" not in log  # ended, not crashed

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Optional
 
 from rich.text import Text
 
@@ -16,6 +17,7 @@ STATE_STYLES = {
     "RUNNING": "bold green",
     "STOPPING": "bold yellow",
     "FINISHED": "bold",
+    "FINISHED with errors": "bold yellow",
     "STOPPED": "bold yellow",
     "FAILED": "bold red",
     "VIEWING": "bold cyan",
@@ -29,6 +31,7 @@ class HeaderInfo:
     device: str = ""
     batch: str = ""
     parallel: str = ""  # "2 x 2"
+    mode: str = ""  # how copies run: "threads", "processes"
     position: str = ""  # "config 2/4"
     state: str = "IDLE"
     phase: str = ""  # "measuring 4.1 / 10 s"
@@ -48,12 +51,26 @@ class HeaderBar(Static):
 
     def show(self, info: HeaderInfo) -> None:
         # The header's size never depends on its text: repaint, skip the layout pass.
-        if info != getattr(self, "_shown", None):
-            self._shown = info
-            self.update(render_header(info), layout=False)
+        width = self.content_region.width or None
+        if (info, width) != getattr(self, "_shown", None):
+            self._shown = (info, width)
+            self.update(render_header(info, width), layout=False)
+
+    def on_resize(self) -> None:
+        shown = getattr(self, "_shown", None)
+        if shown is not None:
+            self.show(shown[0])
 
 
-def render_header(info: HeaderInfo) -> Text:
+def render_header(info: HeaderInfo, width: Optional[int] = None) -> Text:
+    """The two lines; given the ``width``, a long model name gives way first, so that the
+    batch, copies x workers and copy mode stay on screen."""
+    model = single_line(info.model)
+    if width:
+        rest = render_header(replace(info, model=""), None).plain.split("\n")[0]
+        room = width - len(rest) - len("  model ")
+        if model and len(model) > room:
+            model = model[:max(room - 1, 8)] + "…"
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("latency-tui", "bold reverse")
 
@@ -63,7 +80,7 @@ def render_header(info: HeaderInfo) -> Text:
             text.append(single_line(value), "bold")
 
     field("preset", info.preset)
-    field("model", info.model)
+    field("model", model)
     field("device", info.device)
     field("batch", info.batch)
     if info.parallel:
@@ -71,6 +88,9 @@ def render_header(info: HeaderInfo) -> Text:
         field("copies", copies)
         text.append(" x workers ", "dim")
         text.append(workers, "bold")
+        if info.mode:
+            text.append(" in ", "dim")
+            text.append(single_line(info.mode), "bold")
     text.append("\n")
     text.append(f" {info.state} ", STATE_STYLES.get(info.state, "bold") + " reverse")
     for part in (info.position, info.phase):

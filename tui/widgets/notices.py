@@ -1,6 +1,7 @@
 """Notices: warnings (too few samples, unstable warm-up, busy host), errors of failed
 configurations, and what the app did (saved a session). Each line starts with its level as a
-word, so it reads without colour."""
+word, so it reads without colour. The counts under the pane are the current run's: each run
+starts them from zero (``begin_run``); the lines of earlier runs stay above."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class NoticesPane(RichLog):
         super().__init__(wrap=True, markup=False, max_lines=500, **kwargs)
         self.counts = {"error": 0, "warning": 0, "info": 0}
         self.lines_written: List[Tuple[str, str]] = []
+        #: Whose notices the counts are: "" before the first run, then "run 2".
+        self.run_label = ""
         self._wrapped_at = 0
 
     def on_mount(self) -> None:
@@ -34,8 +37,19 @@ class NoticesPane(RichLog):
         self.lines_written.append((level, text))
         self.lines_written = self.lines_written[-500:]
         self._write(level, text)
+        self._count()
+
+    def begin_run(self, label: str) -> None:
+        """Count the notices of a new run from zero."""
+        self.counts = {"error": 0, "warning": 0, "info": 0}
+        self.run_label = label
+        self._count()
+
+    def _count(self) -> None:
         errors, warnings = self.counts["error"], self.counts["warning"]
-        self.border_subtitle = f"{errors} errors, {warnings} warnings"
+        counted = (f"{errors} error{'s' if errors != 1 else ''}, "
+                   f"{warnings} warning{'s' if warnings != 1 else ''}")
+        self.border_subtitle = f"{self.run_label}: {counted}" if self.run_label else counted
 
     def _write(self, level: str, text: str) -> None:
         line = Text()
