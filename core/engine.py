@@ -30,8 +30,8 @@ from .checks import sync_check
 from .copies import CopyJob, ThreadCopy, WarmupReport, failure, worker_quotas
 from .errors import ConfigurationError
 from .events import (
-    ConfigFinished, ConfigStarted, ModelLoaded, PhaseChanged, RunFinished, RunStarted, Sink,
-    Utilisation, WarmupFinished,
+    ConfigFinished, ConfigStarted, ModelLoaded, PhaseChanged, RunFinished, RunStarted,
+    SearchUpdated, Sink, Utilisation, WarmupFinished,
 )
 from .host import auto_threads, host_facts
 from .measurement import ConfigResult
@@ -42,6 +42,7 @@ from .procs import ProcessCopy, close_copies
 from .source import ModelSource
 from .specs import RunConfig, RunPlan
 from .stats import throughput
+from .searchspec import strategy_for
 from .strategies import Strategy, Sweep
 
 COLLECT_INTERVAL_S = 0.1
@@ -98,13 +99,16 @@ class Engine:
     def run(self, strategy: Optional[Strategy] = None) -> Tuple[ConfigResult, ...]:
         """Measure every configuration ``strategy`` proposes (the plan's sweep by default)."""
         plan = self.plan
-        strategy = strategy or Sweep(plan.configs)
+        strategy = strategy or (strategy_for(plan) if plan.search else Sweep(plan.configs))
         self._sampler.start()
         try:
             self.sink(RunStarted(plan=plan, host=host_facts(), started_at=time.time()))
             results: List[ConfigResult] = []
             while not self._stop.is_set():
                 trial = strategy.propose(results)
+                outcome = strategy.outcome()
+                if outcome is not None:
+                    self.sink(SearchUpdated(outcome))
                 if trial is None:
                     break
                 index = len(results)

@@ -15,7 +15,9 @@ Per configuration the engine emits, in order::
     [PhaseChanged("stopping")], ConfigFinished
 
 and ``Utilisation`` about once a second at any point; a configuration that fails or is stopped
-ends early with its ``ConfigFinished``. ``RunStarted`` comes first and ``RunFinished`` last.
+ends early with its ``ConfigFinished``. ``RunStarted`` comes first and ``RunFinished`` last. A
+search emits ``SearchUpdated`` between configurations (after each result, and once when it
+ends), with what it has found so far.
 """
 
 from __future__ import annotations
@@ -113,6 +115,13 @@ class ConfigFinished:
 
 
 @dataclass(frozen=True)
+class SearchUpdated:
+    """A search's outcome so far (``core.search``'s JSON contract), between configurations."""
+
+    outcome: Dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
 class RunFinished:
     results: Tuple[ConfigResult, ...]
     cancelled: bool = False
@@ -120,7 +129,7 @@ class RunFinished:
 
 Event = Union[
     RunStarted, ConfigStarted, PhaseChanged, ModelLoaded, WarmupFinished, Samples, Progress,
-    Utilisation, ConfigFinished, RunFinished,
+    Utilisation, ConfigFinished, SearchUpdated, RunFinished,
 ]
 Sink = Callable[[Event], None]
 

@@ -17,6 +17,7 @@ from .backends import backend_class, check_device, device_kind
 from .errors import UserError
 from .limits import check_plan_limits
 from .presets import ALL, MAX_RATE, MAX_SECONDS, Preset
+from .searchspec import SearchSpec, check_search
 from .specs import ARRIVALS, COPY_MODES, LOAD_MODES, ModelSpec, RunConfig, RunPlan, StopRule
 
 
@@ -40,6 +41,11 @@ class Overrides:
     arrivals: Optional[str] = None
     #: End a configuration once p99's interval is within +- this % of p99.
     early_stop_pct: Optional[float] = None
+    #: A search instead of the sweep ("batch", "throughput", "slo", "rate") and its bounds.
+    search: Optional[str] = None
+    p99_ms: Optional[float] = None
+    p50_ms: Optional[float] = None
+    max_batch: Optional[int] = None
 
 
 def parse_int_list(text: str, what: str) -> Tuple[int, ...]:
@@ -189,8 +195,30 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
         "device": dict(device_options),
         "warmup": asdict(warmup),
     }
+    search = _search(preset, o)
+    if search is not None:
+        recorded["search"] = search.to_dict()
     return RunPlan(name=preset.name, model=model, inputs=preset.inputs, configs=configs,
-                   stop=stop, warmup=warmup, sample_cap=run.sample_cap, preset=recorded, axes=axes)
+                   stop=stop, warmup=warmup, sample_cap=run.sample_cap, preset=recorded, axes=axes,
+                   search=search)
+
+
+def _search(preset: Preset, o: Overrides) -> Optional[SearchSpec]:
+    """The preset's ``[search]``, or the one the flags ask for (they replace it whole: a
+    ``--search`` names its own bounds), or None for the sweep."""
+    flags = {"kind": o.search, "p99_ms": o.p99_ms, "p50_ms": o.p50_ms, "max_batch": o.max_batch}
+    if o.search is None:
+        given = [name for name, value in flags.items() if value is not None]
+        if not given:
+            return preset.search
+        if preset.search is None:
+            raise UserError(f"--{given[0].replace('_', '-')}: needs --search (batch, "
+                            "throughput, slo or rate)")
+        return check_search(replace(preset.search, **{k: flags[k] for k in given}),
+                            {k: f"--{k.replace('_', '-')}" for k in flags})
+    spec = SearchSpec(**{k: v for k, v in flags.items() if v is not None})
+    return check_search(spec, {"kind": "--search", **{k: f"--{k.replace('_', '-')}"
+                                                      for k in flags if k != "kind"}})
 
 
 def _early_stop(stop: StopRule, pct: Optional[float]) -> StopRule:

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .errors import UserError
 from .fields import MAX_INT
 from .paths import read_regular_file
+from .searchspec import SearchSpec, search_from_table
 from .specs import (
     ARRIVALS, COPY_MODES, LOAD_MODES, InputSpec, ModelSpec, StopRule, TensorSpec, WarmupPolicy,
 )
@@ -41,7 +42,7 @@ MAX_STRING = 100_000
 #: torch dtype names an input tensor may have (checked here, without importing torch).
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8",
           "bool", "float", "double", "half", "long", "int", "short", "complex64", "complex128")
-_SECTIONS = {"name", "description", "model", "inputs", "run", "device", "warmup"}
+_SECTIONS = {"name", "description", "model", "inputs", "run", "device", "warmup", "search"}
 _RUN_KEYS = {
     "device", "batch_sizes", "copies", "workers", "copy_mode", "threads_per_copy",
     "duration_s", "samples", "sample_cap", "timeout_s", "mode", "rate", "arrivals",
@@ -81,6 +82,7 @@ class Preset:
     device_options: Dict[str, Any] = field(default_factory=dict, hash=False)
     stop: StopRule = field(default_factory=StopRule)
     warmup: WarmupPolicy = field(default_factory=WarmupPolicy)
+    search: Optional[SearchSpec] = None
 
 
 def user_preset_dir() -> Path:
@@ -307,7 +309,8 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
                                        f"({warmup.max_iterations})")
     return Preset(name=name, path=path, description=description, data=data, origin=origin,
                   model=model, inputs=inputs, run=run, device_options=dict(device_options),
-                  stop=stop, warmup=warmup)
+                  stop=stop, warmup=warmup,
+                  search=search_from_table(data["search"], where) if "search" in data else None)
 
 
 def _early_stop(r: _Fields, duration: Optional[float], samples: Optional[int]) -> Dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
+from .searchspec import SearchSpec
+
 COPY_MODES = ("thread", "process")
 #: How load is offered: "closed" (each worker's next inference as soon as its last returns) or
 #: "open" (requests arrive at a rate, whatever the copies do).
@@ -198,6 +200,8 @@ class RunPlan:
     #: The sweep's axes as given: "batch_sizes", "copies", "workers" (and, in open loop,
     #: "rates") -> values, in order.
     axes: Dict[str, Tuple[int, ...]] = field(default_factory=dict, hash=False)
+    #: A search instead of the sweep: the engine builds its strategy (``searchspec``).
+    search: Optional[SearchSpec] = None
 
     def axis(self, name: str) -> Tuple[int, ...]:
         """The values the plan sweeps on one axis ("batch_sizes", "copies" or "workers")."""

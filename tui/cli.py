@@ -137,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="end a configuration once p99's confidence interval is within "
                           "+-PCT %% of p99 (not before run.early_stop_min_s, 1 s, and "
                           "run.early_stop_min_samples, 1000; --duration stays the maximum)")
+    run.add_argument("--search", choices=("batch", "throughput", "slo", "rate"),
+                     help="search instead of sweeping: batch (the best batch and the largest "
+                          "that fits), throughput (copies, then workers), slo (the most "
+                          "throughput with p99 <= --p99-ms over the sweep's axes), rate (the "
+                          "highest open-loop rate with p99 <= --p99-ms)")
+    run.add_argument("--p99-ms", type=_positive_float("--p99-ms"), metavar="MS",
+                     help="the p99 bound of --search slo or rate (milliseconds)")
+    run.add_argument("--p50-ms", type=_positive_float("--p50-ms"), metavar="MS",
+                     help="an optional p50 bound of --search slo")
+    run.add_argument("--max-batch", type=_positive_int, metavar="N",
+                     help="the largest batch --search batch tries (default 4096)")
     run.add_argument("--json", metavar="PATH", help="where to write the session "
                      "(default: a new file in the user data directory)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
@@ -196,7 +207,7 @@ def _raise_signalled(signum: int, frame: object) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..core import api
-    from ..core.events import fan_out
+    from ..core.events import SearchUpdated, fan_out
     from .headless import ProgressDisplay
 
     if args.json is not None and not args.json.strip():
@@ -213,7 +224,8 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers, copy_mode=args.copy_mode, duration_s=args.duration,
         samples=args.samples, warmup_max_s=args.warmup_max, timeout_s=args.timeout,
         first_timeout_s=args.first_timeout, mode=args.mode, rates=args.rate,
-        arrivals=args.arrivals, early_stop_pct=args.early_stop,
+        arrivals=args.arrivals, early_stop_pct=args.early_stop, search=args.search,
+        p99_ms=args.p99_ms, p50_ms=args.p50_ms, max_batch=args.max_batch,
     ))
     api.check_sources(plan)
     api.check_available(plan)
@@ -226,8 +238,14 @@ def _run(args: argparse.Namespace) -> int:
     interrupted = 0
     with user_output_to(log) as tool_stream:
         display = None if args.quiet else ProgressDisplay(tool_stream)
-        handle = api.start(plan, fan_out(*[s for s in (recorder, display) if s is not None]),
-                           isolation="thread")
+        searches: list = []  # the search's outcome, as it last reported it
+
+        def keep_search(event: Any) -> None:
+            if isinstance(event, SearchUpdated):
+                searches.append(event.outcome)
+
+        handle = api.start(plan, fan_out(*[s for s in (recorder, display, keep_search)
+                                           if s is not None]), isolation="thread")
         try:
             while not handle.done:
                 try:
@@ -253,7 +271,7 @@ def _run(args: argparse.Namespace) -> int:
              f"see {log}")
     if handle.error is not None:
         raise handle.error
-    return _report(plan, recorder, path, interrupted)
+    return _report(plan, recorder, path, interrupted, searches[-1] if searches else None)
 
 
 def _output_log() -> Optional[Path]:
@@ -266,9 +284,11 @@ def _output_log() -> Optional[Path]:
         return None
 
 
-def _report(plan: Any, recorder: Any, path: Path, interrupted: int) -> int:
-    """The results table on stdout, the rest on stderr; a terminal gone with SIGHUP is no
-    reason to fail: the session is already written."""
+def _report(plan: Any, recorder: Any, path: Path, interrupted: int,
+            outcome: Optional[dict] = None) -> int:
+    """The results table (and a search's answer) on stdout, the rest on stderr; a terminal gone
+    with SIGHUP is no reason to fail: the session is already written. A search's failed trials
+    are what it learns from (the batch that no longer fits): it fails when it finds nothing."""
     from rich.text import Text
 
     from .headless import output_console, results_table
@@ -277,6 +297,8 @@ def _report(plan: Any, recorder: Any, path: Path, interrupted: int) -> int:
     try:
         console = output_console()
         console.print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
+        if outcome is not None:
+            _print_search(console, outcome)
         for result in results:
             for warning in (*result.warnings, *(result.latency.warnings if result.latency else ())):
                 console.print(Text(f"! {result.config.label}: {single_line(warning, 2000)}"),
@@ -291,7 +313,19 @@ def _report(plan: Any, recorder: Any, path: Path, interrupted: int) -> int:
          "no configuration finished; no session written")
     if interrupted:
         return 128 + int(interrupted)
+    if outcome is not None:
+        return EXIT_OK if outcome.get("best") else EXIT_FAILED
     return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+
+
+def _print_search(console: Any, outcome: dict) -> None:
+    from rich.text import Text
+
+    from .searchview import answer_lines, pruned_lines, trials_table
+
+    console.print(trials_table(outcome))
+    for line in answer_lines(outcome) + pruned_lines(outcome):
+        console.print(Text(single_line(line, 2000)), soft_wrap=True)
 
 
 def _say(message: str, stream: Any = None) -> None:

@@ -19,7 +19,7 @@ from ..core.api import ConfigResult
 from ..core.errors import printable, single_line
 from ..core.events import (
     ConfigFinished, ConfigStarted, Event, PhaseChanged, Progress, RunFinished, RunStarted,
-    Utilisation, WarmupFinished,
+    SearchUpdated, Utilisation, WarmupFinished,
 )
 
 PLAIN_PROGRESS_EVERY_S = 5.0
@@ -125,6 +125,9 @@ class ProgressDisplay:
                 tail = f" - {r.error}" if r.error else ""
                 p99 = f", p99 {_fmt_ms(r.latency['p99'])} ms" if r.latency else ""
                 self._line(f"{self._status}: {r.status}, {r.samples:,} inferences{p99}{tail}", force=True)
+            elif isinstance(event, SearchUpdated) and event.outcome.get("trials"):
+                self._line(f"search: {single_line(event.outcome.get('summary', ''), 400)}",
+                           force=True)
             elif isinstance(event, RunFinished):
                 self._stop_live()
 
