@@ -24,9 +24,8 @@ from .monitors import Monitor, Reading, StaticMonitor, default_monitors, poll_al
 from .paths import config_dir, data_dir, safe_name, session_path, sessions_dir
 from .plan import Overrides, build_plan, check_sources, parse_int_list
 from .presets import DEFAULT_PRESET, Preset, list_presets, load_preset, user_preset_dir
-from .session import (
-    Session, SessionRecorder, check_writable, load_session, save_session, session_target,
-)
+from .recorder import SessionRecorder
+from .session import Session, check_writable, load_session, save_session, session_target
 from .specs import RunPlan
 from .stats import throughput_avg_peak
 from .streams import Block, ConfigStreams, SampleStream

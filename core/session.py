@@ -16,14 +16,12 @@ import json
 import os
 import stat
 import tempfile
-import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from . import __version__
 from .errors import UserError
-from .events import ConfigFinished, Event, ModelLoaded, RunStarted
 from .fields import Fields
 from .measurement import (
     PERCENTILE_KEYS, STATUSES, ConfigResult, LatencySummary, Throughput, Timeline,
@@ -38,7 +36,7 @@ READABLE_VERSIONS = (1, 2)
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
@@ -50,7 +48,7 @@ class Session:
     host: Dict[str, Any] = field(default_factory=dict)
     model: Dict[str, Any] = field(default_factory=dict)
     results: List[ConfigResult] = field(default_factory=list)
-    created: str = field(default_factory=_now_iso)
+    created: str = field(default_factory=now_iso)
     tool_version: str = __version__
     #: Every run of the session, in order: ``{"id", "started", "configurations", "preset"}``,
     #: each with the plan it ran (``preset`` above is the last run's). Each result's
@@ -352,65 +350,3 @@ def load_session(path: PathLike) -> Session:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
-
-
-class SessionRecorder:
-    """An event sink that keeps a ``Session`` current and, given a path, saves it after
-    every finished configuration. A save that fails (a full disk) is kept in ``save_error``
-    and tried again after the next configuration: the run goes on."""
-
-    def __init__(self, path: Optional[PathLike] = None, session: Optional[Session] = None):
-        self.path = Path(path).expanduser() if path is not None else None
-        self.session = session or Session()
-        #: The id of the run being recorded (each ``RunStarted`` begins the next one).
-        self.run_id: Optional[int] = None
-        self.save_error: Optional[BaseException] = None
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self.run_id = self.next_run_id
-            self.session.runs.append({"id": self.run_id, "started": _now_iso(),
-                                      "configurations": len(event.plan.configs),
-                                      "preset": dict(event.plan.preset)})
-            self.session.preset = dict(event.plan.preset)
-            self.session.host = dict(event.host)
-            # Known before loading, so that a run whose every configuration failed still says it.
-            self.session.model = {"source": event.plan.model.source, "name": None,
-                                  "parameters": None, "size_mb": None}
-        elif isinstance(event, ModelLoaded):
-            if self.session.model.get("name") is None:
-                self.session.model = dict(event.model)
-        elif isinstance(event, ConfigFinished):
-            result = event.result
-            if self.run_id is not None:
-                result = replace(result, trial={**(result.trial or {}), "run": self.run_id})
-            self.session.results.append(result)
-            self.save()
-
-    @property
-    def next_run_id(self) -> int:
-        """The id the next run recorded here will have."""
-        return max((run["id"] for run in self.session.runs), default=0) + 1
-
-    def save(self) -> Optional[Path]:
-        if self.path is None:
-            return None
-        with self._lock:
-            if self._closed:
-                return None
-            try:
-                written = save_session(self.session, self.path)
-            except (OSError, UserError, ValueError, TypeError) as exc:
-                self.save_error = exc
-                return None
-            self.save_error = None
-            return written
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Let a save in progress finish (so that its temporary file is renamed or removed)
-        and take no more: called before the process exits, whatever ends it."""
-        if self._lock.acquire(timeout=timeout):
-            self._closed = True
-            self._lock.release()

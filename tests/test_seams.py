@@ -23,7 +23,8 @@ from latency_tui.core.errors import UserError
 from latency_tui.core.events import (
     ConfigStarted, PhaseChanged, RunFinished, Samples, Utilisation,
 )
-from latency_tui.core.session import SessionRecorder, load_session
+from latency_tui.core.recorder import SessionRecorder
+from latency_tui.core.session import load_session
 from latency_tui.core.strategies import Strategy, Trial
 
 WORKLOADS = Path(__file__).parent / "workloads.py"

@@ -162,9 +162,28 @@ def test_a_batch_search_from_the_command_line_finds_the_largest_batch_that_fits(
     assert code == 0  # the failing batch is what the search learns from
     assert "largest batch that fits: 7 (exact); batch 8 failed" in out
     assert "batch search" in out
-    results = json.loads(target.read_text())["results"]
+    saved = json.loads(target.read_text())
+    results = saved["results"]
     assert [r["config"]["batch_size"] for r in results][:4] == [1, 2, 4, 8]
     assert all(r["trial"]["strategy"] == "batch" for r in results)
+    (run,) = saved["runs"]  # the search's outcome is kept with its run
+    assert run["search"]["largest_fitting_batch"] == 7 and run["search"]["done"] is True
+    assert run["preset"]["search"] == {"kind": "batch", "max_batch": 64}
+    assert main(["show", str(target)]) == 0
+    assert "largest batch that fits: 7 (exact)" in capsys.readouterr().out
+
+
+def test_show_survives_a_mangled_search_outcome(tmp_path, capsys, isolated_user_dirs):
+    target = tmp_path / "s.json"
+    assert main(["run", "--model", "builtin:noop", "--device", "fake", "--search", "batch",
+                 "--max-batch", "2", "--duration", "0.05", "--json", str(target),
+                 "--quiet"]) == 0
+    saved = json.loads(target.read_text())
+    saved["runs"][0]["search"]["tried"] = [{"batch": "x"}]
+    target.write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert main(["show", str(target)]) == 0
+    assert "cannot be read" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [

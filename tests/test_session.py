@@ -12,8 +12,9 @@ from helpers import fake_plan
 from latency_tui.core.engine import Engine
 from latency_tui.core.errors import UserError
 from latency_tui.core.events import fan_out
+from latency_tui.core.recorder import SessionRecorder
 from latency_tui.core.session import (
-    SCHEMA, Session, SessionRecorder, check_writable, load_session, save_session,
+    SCHEMA, Session, check_writable, load_session, save_session,
 )
 
 RESULT_KEYS = {"config", "status", "error", "error_kind", "traceback", "samples", "duration_s",

@@ -323,8 +323,13 @@ def _print_search(console: Any, outcome: dict) -> None:
 
     from .searchview import answer_lines, pruned_lines, trials_table
 
-    console.print(trials_table(outcome))
-    for line in answer_lines(outcome) + pruned_lines(outcome):
+    try:
+        table, lines = trials_table(outcome), answer_lines(outcome) + pruned_lines(outcome)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):  # a file's, mangled
+        console.print(Text("(the search's outcome in this session cannot be read)"))
+        return
+    console.print(table)
+    for line in lines:
         console.print(Text(single_line(line, 2000)), soft_wrap=True)
 
 
@@ -403,7 +408,11 @@ def _show(path: str) -> int:
 
     session = load_session(path)
     title = f"{session.preset.get('name', '?')}: {session.model.get('source', '?')} ({session.created})"
-    output_console().print(results_table(session.results, title=title))
+    console = output_console()
+    console.print(results_table(session.results, title=title))
+    for run in session.runs:
+        if isinstance(run.get("search"), dict):
+            _print_search(console, run["search"])
     return EXIT_OK
 
 
