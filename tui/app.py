@@ -34,7 +34,7 @@ from textual.widgets import DataTable, Footer, Static
 from latency_tui.core import api
 from latency_tui.core.errors import UserError
 
-from . import dialogs, keys, present
+from . import dialogs, keys, present, searchscreen
 from .commands import PresetCommands, app_commands
 from .layout import apply_size, change_refresh
 from .live import LiveConfig, shown_after_run
@@ -274,6 +274,9 @@ class LatencyApp(Running, App[int]):
 
     def action_sweep(self, axis: str) -> None:
         dialogs.sweep(self, axis)
+
+    def action_search(self) -> None:
+        searchscreen.search(self)
 
     def action_pick_preset(self) -> None:
         dialogs.pick_preset(self)

@@ -165,12 +165,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return _run(args)
-        if args.command == "presets":
-            return _presets()
-        if args.command == "devices":
-            return _devices(args.json)
-        if args.command == "show":
-            return _show(args.session)
+        if args.command in ("presets", "devices", "show"):
+            from . import listings
+
+            if args.command == "presets":
+                return listings.presets()
+            if args.command == "devices":
+                return listings.devices(args.json)
+            return listings.show(args.session)
         return _tui(args.preset)
     except UserError as exc:
         print(f"latency-tui: error: {single_line(exc, 2000)}", file=sys.stderr)
@@ -298,7 +300,9 @@ def _report(plan: Any, recorder: Any, path: Path, interrupted: int,
         console = output_console()
         console.print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
         if outcome is not None:
-            _print_search(console, outcome)
+            from .listings import print_search
+
+            print_search(console, outcome)
         for result in results:
             for warning in (*result.warnings, *(result.latency.warnings if result.latency else ())):
                 console.print(Text(f"! {result.config.label}: {single_line(warning, 2000)}"),
@@ -318,102 +322,11 @@ def _report(plan: Any, recorder: Any, path: Path, interrupted: int,
     return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
 
 
-def _print_search(console: Any, outcome: dict) -> None:
-    from rich.text import Text
-
-    from .searchview import answer_lines, pruned_lines, trials_table
-
-    try:
-        table, lines = trials_table(outcome), answer_lines(outcome) + pruned_lines(outcome)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError):  # a file's, mangled
-        console.print(Text("(the search's outcome in this session cannot be read)"))
-        return
-    console.print(table)
-    for line in lines:
-        console.print(Text(single_line(line, 2000)), soft_wrap=True)
-
-
 def _say(message: str, stream: Any = None) -> None:
     try:
         print(message, file=stream or sys.stderr, flush=True)
     except OSError:  # the terminal hung up
         pass
-
-
-def _presets() -> int:
-    from rich.table import Table
-    from rich.text import Text
-
-    from ..core.api import list_presets, user_preset_dir
-    from .headless import output_console
-
-    table = Table(header_style="bold")
-    for name in ("preset", "origin", "model", "device", "batch", "copies", "workers", "description"):
-        table.add_column(name)
-    for p in list_presets():
-        table.add_row(*(Text(single_line(cell)) for cell in (
-            p.name, p.origin, p.model.source, p.run.device, ",".join(map(str, p.run.batch_sizes)),
-            ",".join("all" if c < 1 else str(c) for c in p.run.copies),  # "all" is kept as -1
-            ",".join(map(str, p.run.workers)), p.description)))
-    console = output_console()
-    console.print(table)
-    console.print(Text(f"user presets: {single_line(user_preset_dir())}/*.toml"), soft_wrap=True)
-    return EXIT_OK
-
-
-def _devices(as_json: bool) -> int:
-    import json
-
-    from rich.table import Table
-    from rich.text import Text
-
-    from ..core.api import describe_devices
-    from .headless import output_console
-
-    entries = describe_devices()
-    if as_json:
-        print(json.dumps(entries, indent=2, default=str))
-        return EXIT_OK
-    table = Table(header_style="bold")
-    for name in ("device", "available", "what", "why not / notes"):
-        table.add_column(name)
-    for entry in entries:
-        what = "; ".join(_device_text(d) for d in entry["devices"]) or "-"
-        notes = "; ".join(f"{label}{entry[k]}" for k, label in (
-            ("reason", ""), ("monitor", ""), ("api", "package "), ("instance_type", "instance "))
-            if entry.get(k))
-        table.add_row(entry["kind"], "yes" if entry["available"] else "no",
-                      Text(single_line(what, 300)), Text(single_line(notes, 400)))
-    output_console().print(table)
-    return EXIT_OK
-
-
-def _device_text(device: dict) -> str:
-    """One device as words: ``index 0, name NVIDIA H200, ...``; who holds a NeuronCore by pid."""
-    words = []
-    for key, value in device.items():
-        if value in (None, [], ""):
-            continue
-        if key == "held_by":
-            value = ", ".join(f"pid {p['pid']} ({p['command']})" for p in value)
-        elif isinstance(value, list):
-            value = ",".join(map(str, value))
-        words.append(f"{key.replace('_', ' ')} {value}")
-    return ", ".join(words)
-
-
-def _show(path: str) -> int:
-    from ..core.api import load_session
-    from .headless import output_console, results_table
-
-    session = load_session(path)
-    title = f"{session.preset.get('name', '?')}: {session.model.get('source', '?')} ({session.created})"
-    console = output_console()
-    console.print(results_table(session.results, title=title))
-    for run in session.runs:
-        if isinstance(run.get("search"), dict):
-            _print_search(console, run["search"])
-    return EXIT_OK
 
 
 def _tui(preset: Optional[str]) -> int:

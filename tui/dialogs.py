@@ -47,7 +47,9 @@ def sweep(app: Any, axis: str) -> None:
         return values
 
     def done(values: Optional[tuple]) -> None:
-        if values and app.apply_changes({axis: values}):
+        # A sweep, not a search asked for with t earlier (a preset's own [search] stays).
+        no_search = {"search": None, "p99_ms": None, "p50_ms": None, "max_batch": None}
+        if values and app.apply_changes({axis: values, **no_search}):
             run_checked(app)
 
     app.push_screen(ValuesPrompt(  # prefilled with the current values, like every prompt

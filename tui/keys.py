@@ -28,6 +28,7 @@ BINDINGS = [
     Binding("b", "sweep('batch_sizes')", "Batch sweep", id="sweep_batch", group=_SWEEP),
     Binding("c", "sweep('copies')", "Copies sweep", id="sweep_copies", group=_SWEEP),
     Binding("w", "sweep('workers')", "Workers sweep", id="sweep_workers", group=_SWEEP),
+    Binding("t", "search", "Search", id="search", show=False),
     Binding("p", "pick_preset", "Preset", id="preset"),
     Binding("e", "edit", "Edit", id="edit"),
     Binding("s", "save", "Save", id="save"),

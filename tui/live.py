@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tu
 from latency_tui.core.api import ConfigResult, ConfigStreams, LatencySummary, Throughput, Timeline
 from latency_tui.core.events import (
     ConfigFinished, ConfigStarted, Event, ModelLoaded, PhaseChanged, Progress, RunFinished,
-    RunStarted, Samples, Utilisation, WarmupFinished,
+    RunStarted, Samples, SearchUpdated, Utilisation, WarmupFinished,
 )
 from latency_tui.core.specs import RunConfig, RunPlan
 
@@ -157,7 +157,9 @@ class LiveRun:
         self.current: Optional[int] = None
         #: The monitors' newest readings from the engine: ((name, readings), ...).
         self.utilisation: Optional[Tuple[Any, ...]] = None
-        self.configs: Dict[int, LiveConfig] = {
+        #: A search's outcome so far (``SearchUpdated``); a search's trials are not the plan's.
+        self.search: Optional[Dict[str, Any]] = None
+        self.configs: Dict[int, LiveConfig] = {} if plan.search else {
             i: self._new(i, config) for i, config in enumerate(plan.configs)
         }
 
@@ -229,7 +231,7 @@ class LiveRun:
             return []
         if isinstance(event, ConfigStarted):
             live = self.configs.get(event.index)
-            if live is None:  # a strategy's configuration, in no plan: follow the engine
+            if live is None or live.config != event.config:  # a search's: in no plan
                 live = self.configs[event.index] = self._new(event.index, event.config)
             live.phase = "loading"
             live.started_at = self._now()
@@ -249,6 +251,8 @@ class LiveRun:
         if isinstance(event, RunFinished):
             self.finish("cancelled" if event.cancelled else "finished")
             return []
+        if isinstance(event, SearchUpdated):
+            self.search = event.outcome
         return []
 
     def _warmup(self, event: WarmupFinished) -> List[Notice]:

@@ -17,7 +17,9 @@ from dataclasses import replace
 from typing import Any, Callable, Optional
 
 from latency_tui.core import api
-from latency_tui.core.events import ConfigFinished, ConfigStarted, Progress, Samples, Utilisation
+from latency_tui.core.events import (
+    ConfigFinished, ConfigStarted, Progress, Samples, SearchUpdated, Utilisation,
+)
 
 from . import keys, present
 from .live import shown_after_run
@@ -161,8 +163,9 @@ class Running:
             for level, text in run.apply(event):
                 self.notice(level, text)
             self.sessions.record(event)
-            if isinstance(event, ConfigFinished):
-                self.sessions.autosave()
+            if isinstance(event, ConfigFinished) or (
+                    isinstance(event, SearchUpdated) and event.outcome.get("done")):
+                self.sessions.autosave()  # a search's last word comes after its last result
             elif isinstance(event, ConfigStarted):
                 self._follow_running = True
             if not isinstance(event, (Samples, Progress, Utilisation)):

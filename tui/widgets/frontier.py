@@ -62,7 +62,7 @@ class SearchPane(Vertical):
         plt.clear_data()
         plt.clear_figure()
         if not outcome:
-            answer.update(Text("no search yet: press t to start one"))
+            answer.update(Text("waiting for the search's first trial..."))
             plot.refresh()
             return
         frontier, others, best = split_points(outcome)
