@@ -21,9 +21,9 @@ from .widgets.frontier import SearchPane
 
 KINDS = ("batch", "throughput", "slo", "rate")
 HINT = ("slo 20: the most samples/s with p99 <= 20 ms over the sweep's batch sizes, copies and "
-        "workers (slo 20 p50=5 adds a p50 bound); batch [MAX]: the best batch and the largest "
-        "that fits; throughput: copies, then workers; rate 20: the highest open-loop rate with "
-        "p99 <= 20 ms")
+        "workers (slo 20 p50=5 adds a p50 bound); batch (or batch 512, its largest): the best "
+        "batch and the largest that fits; throughput: copies, then workers; rate 20: the "
+        "highest open-loop rate with p99 <= 20 ms")
 _NUMBER = r"\d+(?:\.\d+)?"
 
 
@@ -68,7 +68,8 @@ class SearchScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield SearchPane()
-            yield Label("Escape (or t) goes back to the panes; the search goes on", classes="hint")
+            yield Label("Escape (or t) goes back to the panes (a search under way goes on)",
+                        classes="hint")
 
     def on_mount(self) -> None:
         self.show_outcome()

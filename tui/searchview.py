@@ -44,8 +44,8 @@ def answer_lines(outcome: Dict[str, Any]) -> List[str]:
                      str(axes.get("workers") or "-"))
     elif kind == "slo":
         counts = outcome.get("verdicts") or {}
-        lines.append("verdicts: " + (", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-                                     or "none yet") +
+        lines.append("verdicts: " + (", ".join(f"{n} {v}" for v, n in sorted(counts.items())
+                                               if n) or "none yet") +
                      f"; pruned {len(outcome.get('pruned') or [])}; frontier "
                      f"{len(outcome.get('frontier') or [])}")
         lines.extend(f"note: {note}" for note in outcome.get("notes") or [])
