@@ -49,6 +49,22 @@ def test_run_with_the_default_session_path(capsys):
     assert path.is_file() and "latency-tui" in str(path)
 
 
+def test_a_preset_named_with_a_slash_writes_its_session_in_the_sessions_folder(
+        write_preset, capsys, isolated_user_dirs):
+    preset = write_preset("""
+        name = "team/model"
+        [model]
+        source = "builtin:noop"
+        [run]
+        device = "fake"
+        duration_s = 0.1
+    """)
+    assert main(["run", "--preset", str(preset), "--quiet"]) == 0
+    path = Path(capsys.readouterr().err.split("session written to ", 1)[1].split()[0])
+    assert path.is_file() and path.name.startswith("team_model-")
+    assert path.parent.name == "sessions"
+
+
 def test_a_model_that_raises_fails_its_configuration_and_exits_1(tmp_path, capsys):
     session = tmp_path / "s.json"
     code = main(["run", "--model", f"{WORKLOADS}:fails_at_batch_8", "--batch-sizes", "1,8",
