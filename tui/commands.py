@@ -11,31 +11,32 @@ from typing import Any, Iterable
 from textual.app import SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .keys import key_display
+from .keys import ACTIONS, key_display
 
 
 def app_commands(app: Any) -> Iterable[SystemCommand]:
     """The app's actions for the command palette, each with its key as now mapped."""
-    for title, help_text, binding_id, callback in (
-        ("Run / stop", "Start the current plan, or stop the run", "run", app.action_toggle_run),
-        ("Batch-size sweep", "Ask for batch sizes and run them", "sweep_batch",
-         partial(app.action_sweep, "batch_sizes")),
-        ("Copies sweep", "Ask for copy counts and run them", "sweep_copies",
-         partial(app.action_sweep, "copies")),
-        ("Workers sweep", "Ask for workers per copy and run them", "sweep_workers",
-         partial(app.action_sweep, "workers")),
-        ("Pick a preset", "Choose another preset", "preset", app.action_pick_preset),
-        ("Edit the configuration", "Model, device, sweep, duration, warm-up", "edit",
-         app.action_edit),
-        ("Save the session", "Write the session to a JSON file", "save", app.action_save),
-        ("Open a session", "View a saved session", "open", app.action_open),
-        ("Pause the display", "Freeze the panes; the run goes on", "pause", app.action_pause),
-        ("Help", "Every key, and what the panes show", "help", app.action_help),
-        ("Quit", "Quit; during a run, stop it and save what finished first", "quit",
-         app.action_quit),
+    for title, help_text, binding_id in (
+        ("Run / stop", "Start the current plan, or stop the run", "run"),
+        ("Batch-size sweep", "Ask for batch sizes and run them", "sweep_batch"),
+        ("Copies sweep", "Ask for copy counts and run them", "sweep_copies"),
+        ("Workers sweep", "Ask for workers per copy and run them", "sweep_workers"),
+        ("Pick a preset", "Choose another preset", "preset"),
+        ("Edit the configuration", "Model, device, sweep, duration, warm-up", "edit"),
+        ("Save the session", "Write the session to a JSON file", "save"),
+        ("Open a session", "View a saved session", "open"),
+        ("Pause the display", "Freeze the panes; the run goes on", "pause"),
+        ("Help", "Every key, and what the panes show", "help"),
+        ("Quit", "Quit; during a run, stop it and save what finished first", "quit"),
     ):
         yield SystemCommand(title, f"{help_text} (key: {key_display(app, binding_id)})",
-                            callback)
+                            partial(as_key, app, ACTIONS[binding_id]))
+
+
+def as_key(app: Any, action: str) -> None:
+    """Run ``action`` as its key does (``app.run_action``): one that cannot act during a run
+    says "stop the run first" from the palette too, rather than acting behind the run."""
+    app.call_later(app.run_action, action)
 
 
 class PresetCommands(Provider):

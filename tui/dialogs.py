@@ -16,8 +16,9 @@ from typing import Any, Dict, Optional
 from latency_tui.core.api import check_writable, load_session
 from latency_tui.core.errors import UserError
 
-from . import present
+from . import bigsweep, present
 from .format import fmt_values
+from .browser import SessionBrowser
 from .screens import EditScreen, PathPrompt, PresetPicker, ValuesPrompt
 from .sessions import view_configs
 from .widgets.results import ResultsTable
@@ -49,8 +50,15 @@ def sweep(app: Any, axis: str) -> None:
     def done(values: Optional[tuple]) -> None:
         # A sweep, not a search asked for with t earlier (a preset's own [search] stays).
         no_search = {"search": None, "p99_ms": None, "p50_ms": None, "max_batch": None}
-        if values and app.apply_changes({axis: values, **no_search}):
-            run_checked(app)
+        if not values:
+            return
+        changes = {axis: values, **no_search}
+
+        def go() -> None:
+            if app.apply_changes(changes):
+                run_checked(app)
+
+        bigsweep.confirm_changes(app, changes, "Run it?", go)  # a large sweep asks first
 
     app.push_screen(ValuesPrompt(  # prefilled with the current values, like every prompt
         f"{title}: {what} to measure",
@@ -85,8 +93,14 @@ def edit(app: Any) -> None:
         if form is None:
             return
         changes = present.changed_fields(form, shown)
-        if changes and app.apply_changes(changes):
-            app.notice("info", f"configuration changed: {present.plan_summary(plans.plan)}")
+        if not changes:
+            return
+
+        def go() -> None:
+            if app.apply_changes(changes):
+                app.notice("info", f"configuration changed: {present.plan_summary(plans.plan)}")
+
+        bigsweep.confirm_changes(app, changes, "Keep it (r then runs it)?", go)
 
     screen = EditScreen(shown, plans.parse_ints,
                         lambda form: plans.check(present.changed_fields(form, shown)),
@@ -161,16 +175,15 @@ def save(app: Any) -> None:
 
 
 def open_session(app: Any) -> None:
-    recent = app.sessions.recent()
-    default = str(app.viewing[0]) if app.viewing is not None else \
-        recent[0] if recent else str(app.sessions.directory) + "/"
+    """The session browser: recent sessions and the sessions folder, or any path typed."""
+    folder = app.sessions.directory
+    default = str(app.viewing[0]) if app.viewing is not None else str(folder)
 
     def done(text: Optional[str]) -> None:
         if text:
             app.open_path(text)
 
-    app.push_screen(PathPrompt("Open a saved session", default, _check_open, recent,
-                               action="open"), done)
+    app.push_screen(SessionBrowser(folder, app.sessions.recent(), default, _check_open), done)
 
 
 def _check_save(text: str) -> Optional[str]:

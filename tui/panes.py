@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, List, Optional
 
-from . import present
+from . import keys, present
 from .live import LiveConfig, LiveRun
+from .planstate import tui_words
 from .widgets.gauges import PercentileGauges
 from .widgets.header import HeaderBar
 from .widgets.histogram import LatencyHistogram
@@ -51,8 +52,8 @@ class Panes:
         except Exception as exc:
             if pane not in self.failed:
                 self.failed.add(pane)
-                self.notify("error", f"display error in the {pane} pane: "
-                                     f"{type(exc).__name__}: {exc}")
+                self.notify("error", tui_words(f"display error in the {pane} pane: "
+                                               f"{type(exc).__name__}: {exc}"))
 
     def _histogram(self, live: Optional[LiveConfig], no_plan: bool) -> None:
         histogram = self.app.query_one(LatencyHistogram)
@@ -62,8 +63,9 @@ class Panes:
             return
         self._histogram_signature = signature
         if live is None:
-            histogram.show_message("no preset: press p to pick one" if no_plan
-                                   else "no samples yet: press r to run")
+            histogram.show_message(keys.localize(  # the keys as now mapped
+                self.app, "no preset: press p to pick one" if no_plan
+                else "no samples yet: press r to run"))
             return
         label = live.config.label
         summary = live.summary()

@@ -16,6 +16,7 @@ from latency_tui.core.specs import RunPlan
 
 from .format import fmt_clock, fmt_model, fmt_values
 from .live import LiveConfig, LiveRun, describe_remaining
+from .planstate import tui_words
 from .widgets.gauges import GaugeData
 from .widgets.header import HeaderInfo
 from .widgets.results import ResultRow
@@ -78,7 +79,8 @@ def gauge_data(live: Optional[LiveConfig]) -> GaugeData:
         warmup_stable=live.warmup_stable,
         final=result is not None,
         status=f"{live.config.label} · {status_word(live)}",
-        error=result.error if result is not None and result.status == "failed" else None,
+        error=tui_words(result.error or "failed")
+        if result is not None and result.status == "failed" else None,
     )
 
 
@@ -117,6 +119,7 @@ def result_rows(configs: Iterable[LiveConfig]) -> List[ResultRow]:
             samples_s=throughput.samples_per_s if throughput else None,
             p50=p.get("p50"), p90=p.get("p90"), p99=p.get("p99"),
             status=status_word(live), order=order,
+            warnings=tuple(summary.warnings) if summary is not None else (),
             run_label=label,
         ))
     return rows
@@ -235,7 +238,9 @@ def edit_values(plan: RunPlan) -> Dict[str, str]:
         "batch_sizes": fmt_values(plan.axis("batch_sizes")),
         "copies": fmt_values(plan.axis("copies")),
         "workers": fmt_values(plan.axis("workers")),
+        "copy_mode": plan.configs[0].copy_mode if plan.configs else "",
         "duration_s": fmt_float(plan.stop.duration_s),
+        "samples": str(plan.stop.samples) if plan.stop.samples else "",
         "warmup_max_s": fmt_float(plan.warmup.max_s),
     }
 

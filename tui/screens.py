@@ -23,6 +23,7 @@ from textual.widgets.option_list import Option
 
 from latency_tui.core.errors import UserError, printable, single_line
 
+from .editfields import COPY_MODES, EDIT_FIELDS, parse_field
 from .keys import DEFAULT_KEYS, REMAPPABLE
 from .layout import REFRESH_STEPS
 from .planstate import tui_words
@@ -39,7 +40,7 @@ _MODAL_CSS = """
 """
 
 
-def _css(name: str) -> str:
+def modal_css(name: str) -> str:
     return _MODAL_CSS.format(name=name)
 
 
@@ -47,7 +48,7 @@ class HelpScreen(ModalScreen[None]):
     """Every key the app answers to (as currently mapped), and what the panes show. The middle
     scrolls (arrows, Page Up/Down, Home/End) when the terminal is too short to show it all."""
 
-    DEFAULT_CSS = _css("HelpScreen") + """
+    DEFAULT_CSS = modal_css("HelpScreen") + """
     HelpScreen > Vertical { width: 84; }
     HelpScreen VerticalScroll { height: auto; }
     """
@@ -131,7 +132,7 @@ def help_notes(hints: Dict[str, str]) -> str:
 class ValuesPrompt(ModalScreen[Optional[Tuple[int, ...]]]):
     """Ask for a list of whole numbers ("1,2,4,8") for one axis of a sweep."""
 
-    DEFAULT_CSS = _css("ValuesPrompt")
+    DEFAULT_CSS = modal_css("ValuesPrompt")
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, hint: str, default: str,
@@ -166,7 +167,7 @@ class ValuesPrompt(ModalScreen[Optional[Tuple[int, ...]]]):
 class PathPrompt(ModalScreen[Optional[str]]):
     """Ask for a file path, with recent files to pick from and a check before closing."""
 
-    DEFAULT_CSS = _css("PathPrompt") + """
+    DEFAULT_CSS = modal_css("PathPrompt") + """
     PathPrompt OptionList { height: auto; max-height: 8; margin-top: 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -215,7 +216,7 @@ class PathPrompt(ModalScreen[Optional[str]]):
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question; y or Enter on Yes confirms, n or Escape declines."""
 
-    DEFAULT_CSS = _css("ConfirmScreen") + """
+    DEFAULT_CSS = modal_css("ConfirmScreen") + """
     ConfirmScreen Horizontal { height: auto; align: center middle; margin-top: 1; }
     ConfirmScreen Button { margin: 0 2; }
     """
@@ -249,7 +250,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class PresetPicker(ModalScreen[Optional[str]]):
     """Pick a built-in or user preset, or type the path of a preset file."""
 
-    DEFAULT_CSS = _css("PresetPicker") + """
+    DEFAULT_CSS = modal_css("PresetPicker") + """
     PresetPicker OptionList { height: auto; max-height: 16; }
     PresetPicker Input { margin-top: 1; }
     """
@@ -295,23 +296,10 @@ class PresetPicker(ModalScreen[Optional[str]]):
         self.dismiss(None)
 
 
-#: The form's fields: (override key, label, kind). Lists take "1,2,4"; floats take seconds; the
-#: device is picked from those this host has.
-EDIT_FIELDS: Tuple[Tuple[str, str, str], ...] = (
-    ("model", "model", "text"),
-    ("device", "device", "choice"),
-    ("batch_sizes", "batch sizes", "ints"),
-    ("copies", "copies", "ints"),
-    ("workers", "workers per copy", "ints"),
-    ("duration_s", "duration (s)", "float"),
-    ("warmup_max_s", "warm-up max (s)", "float"),
-)
-
-
 class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
     """Edit the configuration; closes only once the plan builder accepts the values."""
 
-    DEFAULT_CSS = _css("EditScreen") + """
+    DEFAULT_CSS = modal_css("EditScreen") + """
     EditScreen Grid {
         grid-size: 2; grid-columns: 20 1fr; grid-rows: 1; grid-gutter: 1 0; height: auto;
     }
@@ -347,8 +335,9 @@ class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
                 for key, label, kind in EDIT_FIELDS:
                     yield Label(label)
                     if kind == "choice":
-                        yield Select(self.devices, value=self.values.get(key) or
-                                     self.devices[0][1], allow_blank=False,
+                        choices = self.devices if key == "device" else list(COPY_MODES)
+                        yield Select(choices, value=self.values.get(key) or
+                                     choices[0][1], allow_blank=False,
                                      id=f"field-{key}", compact=True)
                     else:
                         yield Input(self.values.get(key, ""), id=f"field-{key}",
@@ -380,19 +369,7 @@ class EditScreen(ModalScreen[Optional[Dict[str, Any]]]):
                 out[key] = chosen if isinstance(chosen, str) and chosen else None
                 continue
             text = self.query_one(f"#field-{key}", Input).value.strip()
-            if not text:
-                out[key] = None
-            elif kind == "ints":
-                out[key] = self.parse_ints(text, label)
-            elif kind == "float":
-                try:
-                    out[key] = float(text)
-                except ValueError:
-                    raise UserError(f"{label}: {text!r} is not a number") from None
-                if out[key] <= 0:
-                    raise UserError(f"{label}: must be more than 0")
-            else:
-                out[key] = text
+            out[key] = parse_field(kind, label, text, self.parse_ints)
         return out
 
     def action_apply(self) -> None:

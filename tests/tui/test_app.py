@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Input, OptionList, Select
 from textual.widgets.data_table import ColumnKey
 
 from latency_tui.core.api import load_session
+from latency_tui.tui.browser import SessionBrowser
 from latency_tui.tui.screens import (
     ConfirmScreen,
     EditScreen,
@@ -138,7 +139,7 @@ async def test_plan_keys_are_disabled_while_running(make_app):
         for key in "bcwpeo":
             await pilot.press(key)
             assert not isinstance(app.screen, (ValuesPrompt, PresetPicker, EditScreen,
-                                               PathPrompt))
+                                               PathPrompt, SessionBrowser))
         assert app.check_action("sweep", ("batch_sizes",)) is None
         app.starter.last.resume.set()
         await finish_run(pilot)
@@ -271,8 +272,8 @@ async def test_o_opens_a_saved_session_read_only(make_app, tmp_path):
     app = make_app("quick", real=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("o")
-        assert isinstance(app.screen, PathPrompt)
-        assert app.screen.query_one(Input).value == str(saved)  # the newest session
+        assert isinstance(app.screen, SessionBrowser)
+        assert app.screen.paths[0] == saved  # the newest session first in the list
         await type_into(pilot, str(tmp_path / "nothing.json"))
         await pilot.press("enter")
         assert "No such file" in str(app.screen.query_one("#error").content)

@@ -10,6 +10,7 @@ import asyncio
 import json
 
 from latency_tui.core.api import load_session
+from latency_tui.tui.browser import SessionBrowser
 from latency_tui.tui.screens import EditScreen, PathPrompt, PresetPicker, ValuesPrompt
 from latency_tui.tui.widgets.notices import NoticesPane
 from latency_tui.tui.widgets.results import ResultsTable
@@ -119,7 +120,7 @@ async def test_keys_that_cannot_act_during_a_run_say_why(make_app):
         for key in "bcwepo":
             await pilot.press(key)
             assert not isinstance(app.screen, (ValuesPrompt, PresetPicker, EditScreen,
-                                               PathPrompt))
+                                               PathPrompt, SessionBrowser))
         said = notices(app, "warning")[-6:]
         assert [t.split(" cannot")[0] for t in said] == [
             "a batch-size sweep", "a copies sweep", "a workers sweep",

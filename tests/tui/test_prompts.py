@@ -10,7 +10,8 @@ from textual.widgets import Input
 
 from latency_tui.tui.layout import REFRESH_STEPS, next_refresh
 from latency_tui.tui.planstate import FIELD_WORDS, tui_words
-from latency_tui.tui.screens import EDIT_FIELDS, EditScreen, HelpScreen, PathPrompt, ValuesPrompt
+from latency_tui.tui.browser import SessionBrowser
+from latency_tui.tui.screens import EDIT_FIELDS, EditScreen, HelpScreen, ValuesPrompt
 
 from .conftest import SIZE, finish_run
 from .test_app import notices
@@ -117,7 +118,7 @@ async def test_every_prompt_is_prefilled_with_the_current_values(make_app, tmp_p
         app.open_path(str(saved))
         await pilot.pause()
         await pilot.press("o")  # viewing a session: its path
-        assert isinstance(app.screen, PathPrompt)
+        assert isinstance(app.screen, SessionBrowser)
         assert app.screen.query_one(Input).value == str(saved)
 
 

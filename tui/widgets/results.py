@@ -166,8 +166,14 @@ class ResultsTable(DataTable):
         carries it."""
         width = (self.size.width or (80 if self.compact else 120)) - 4  # less the corners
         self.border_subtitle = sort_hint(self.visible_columns, width)
-        marked = any(r.few_samples for r in self.rows_by_key.values())
+        marked = any(self.marked(row) for row in self.rows_by_key.values())
         self.border_title = f"results · {FEW_LEGEND}" if marked else "results"
+
+    def marked(self, row: ResultRow) -> bool:
+        """Whether ``row`` shows a figure marked with ``?`` (a p99.9 warning marks none)."""
+        visible = self.visible_columns
+        return any(key in visible and getattr(row, key, None) is not None
+                   for key in row.few_samples)
 
     def _add_columns(self) -> None:
         visible = self.visible_columns

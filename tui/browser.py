@@ -1,0 +1,145 @@
+"""The session browser that ``o`` opens: saved sessions, one line each, and a path to type.
+
+Each line names a session (file name), when it was made, how many configurations it holds and
+how they ended ("4 ok", "3 ok, 1 failed"); lines never wrap (a long name is cut with an
+ellipsis). It lists the recent sessions and the sessions folder at first; any folder typed in
+the field (Enter) lists that folder's sessions instead, and a file typed is opened as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from latency_tui.core.api import load_session
+from latency_tui.core.errors import UserError, printable, single_line
+
+from .planstate import tui_words
+from .screens import modal_css
+
+#: At most this many sessions are read for the list (newest first): each is a file to parse.
+MAX_LISTED = 40
+#: Columns of the file name on a line; past it the name ends in an ellipsis.
+NAME_WIDTH = 30
+
+
+def session_files(folder: Path, limit: int = MAX_LISTED) -> List[Path]:
+    """The JSON files of ``folder``, newest first (none if it cannot be read)."""
+    try:
+        files = [p for p in folder.glob("*.json") if p.is_file()]
+        files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+    return files[:limit]
+
+
+def describe(path: Path) -> Tuple[str, str, str, str]:
+    """(name, date, configurations, status) of the session in ``path``; a file that is not
+    one says so in its status."""
+    name = single_line(path.name)
+    try:
+        session = load_session(path)
+    except (UserError, OSError):
+        return name, "", "", "not a session"
+    created = session.created.replace("T", " ")[:16]
+    n = len(session.results)
+    counts: dict = {}
+    for result in session.results:
+        word = "ok" if result.status == "finished" else str(result.status)
+        counts[word] = counts.get(word, 0) + 1
+    status = ", ".join(f"{k} {w}" for w, k in counts.items()) or "empty"
+    return name, created, f"{n} config{'s' if n != 1 else ''}", single_line(status)
+
+
+def line(path: Path) -> Text:
+    """One line of the list, never wrapped."""
+    name, created, configs, status = describe(path)
+    if len(name) > NAME_WIDTH:
+        name = name[:NAME_WIDTH - 1] + "…"
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{name:<{NAME_WIDTH}}", "bold")
+    text.append(f"  {created:<16}  {configs:>10}  ")
+    text.append(status, "red" if "failed" in status or status == "not a session" else "")
+    return text
+
+
+class SessionBrowser(ModalScreen[Optional[str]]):
+    """Pick a saved session from a list, or type a file or a folder."""
+
+    DEFAULT_CSS = modal_css("SessionBrowser") + """
+    SessionBrowser > Vertical { width: 90; }
+    SessionBrowser OptionList { height: auto; max-height: 12; margin-top: 1; }
+    SessionBrowser OptionList { text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, folder: Path, recent: Sequence[str], default: str,
+                 check: Callable[[str], Optional[str]]) -> None:
+        super().__init__()
+        self.folder = folder
+        self.recent = [Path(p) for p in recent]
+        self.default = default
+        self.check = check
+        #: The files the list shows, in its order.
+        self.paths: List[Path] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Open a saved session", classes="title")
+            yield Input(self.default, id="path", select_on_focus=False)
+            yield Label("", id="error", classes="problem")
+            yield Label("", id="where", classes="hint")
+            yield OptionList(id="sessions")
+            yield Label("Enter opens the file typed, or lists the folder typed · Tab, then "
+                        "Enter picks from the list · Escape cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        files = list(dict.fromkeys(self.recent + session_files(self.folder)))
+        self.show(files[:MAX_LISTED], f"recent sessions and {self.folder}")
+
+    def show(self, files: Sequence[Path], where: str) -> None:
+        """List ``files``, under a hint saying where they come from."""
+        self.paths = list(files)
+        options = self.query_one("#sessions", OptionList)
+        options.clear_options()
+        options.add_options([Option(line(p), id=str(i)) for i, p in enumerate(self.paths)])
+        where = single_line(where, 60)
+        self.query_one("#where", Label).update(Text(
+            f"{len(self.paths)} session file{'s' if len(self.paths) != 1 else ''} in {where}"
+            if self.paths else f"no session files in {where}", no_wrap=True,
+            overflow="ellipsis"))
+
+    def _finish(self, path: str) -> None:
+        problem = self.check(path)
+        if problem:
+            self.query_one("#error", Label).update(Text(printable(tui_words(problem))))
+            return
+        self.dismiss(path)
+
+    @on(Input.Submitted)
+    def submit(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        folder = Path(text).expanduser() if text else self.folder
+        if folder.is_dir():  # a folder: list its sessions
+            self.query_one("#error", Label).update("")
+            self.show(session_files(folder), str(folder))
+            return
+        self._finish(text)
+
+    @on(OptionList.OptionSelected)
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        path = str(self.paths[int(event.option.id or 0)])
+        self.query_one("#path", Input).value = path
+        self._finish(path)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
