@@ -62,12 +62,16 @@ class HeaderBar(Static):
             self.show(shown[0])
 
 
-def render_header(info: HeaderInfo, width: Optional[int] = None) -> Text:
+def render_header(info: HeaderInfo, width: Optional[int] = None, compact: bool = False) -> Text:
     """The two lines; given the ``width``, a long model name gives way first, so that the
-    batch, copies x workers and copy mode stay on screen."""
+    batch, copies x workers and copy mode stay on screen; where even that does not fit (80
+    columns), the labels shorten ("2 x 1 in threads" for copies x workers)."""
     model = single_line(info.model)
     if width:
-        rest = render_header(replace(info, model=""), None).plain.split("\n")[0]
+        if not compact and len(render_header(replace(info, model=model[:9]), None)
+                               .plain.split("\n")[0]) > width:
+            return render_header(info, width, compact=True)
+        rest = render_header(replace(info, model=""), None, compact).plain.split("\n")[0]
         room = width - len(rest) - len("  model ")
         if model and len(model) > room:
             model = model[:max(room - 1, 8)] + "…"
@@ -76,7 +80,7 @@ def render_header(info: HeaderInfo, width: Optional[int] = None) -> Text:
 
     def field(label: str, value: str) -> None:
         if value:
-            text.append(f"  {label} ", "dim")
+            text.append(f"  {'' if compact and label != 'batch' else label + ' '}", "dim")
             text.append(single_line(value), "bold")
 
     field("preset", info.preset)
@@ -86,7 +90,7 @@ def render_header(info: HeaderInfo, width: Optional[int] = None) -> Text:
     if info.parallel:
         copies, _, workers = info.parallel.partition(" x ")
         field("copies", copies)
-        text.append(" x workers ", "dim")
+        text.append(" x " if compact else " x workers ", "dim")
         text.append(workers, "bold")
         if info.mode:
             text.append(" in ", "dim")
