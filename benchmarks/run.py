@@ -14,7 +14,10 @@
 (c) the throughput ratio of 2 process copies over 1 on a Python-bound model, against the ratio
     bare spawned processes reach in the same run: at least 90 % of it;
 (d) only with ``--only d``: the open-loop load generator's schedule error (request start minus
-    scheduled time) at 1,000 and 10,000 requests/s: p99 at most half the gap between requests.
+    scheduled time) at 1,000 and 10,000 requests/s: p99 at most half the gap between requests;
+(e) only with ``--only e``: the searches' trial counts against their budgets on made-up
+    workloads whose answer is known (exact figures, under a second): within the budget, and
+    the exact answer.
 
 Every figure is a median over interleaved repetitions; the machine is shared and noisy, so
 compare figures only within one run. Exit status 0 whether or not targets are met (these are
@@ -38,8 +41,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from benchmarks.common import MODES, REPO_ROOT, Figure  # noqa: E402
 
 SECTIONS = ("a", "b", "c")
-#: Sections run only when asked for (``--only d``).
-OPTIONAL_SECTIONS = ("d",)
+#: Sections run only when asked for (``--only d``, ``--only e``).
+OPTIONAL_SECTIONS = ("d", "e")
 
 
 def _host() -> Dict[str, Any]:
@@ -68,10 +71,10 @@ def _fmt_load(load: Optional[float]) -> str:
 
 def run_sections(mode: str, sections: List[str], log: Any = None) -> List[Figure]:
     """Run the chosen benchmarks (``"a"``, ``"b"``, ``"c"``) in ``mode``; their figures."""
-    from benchmarks import dispatch, mlp, overhead, scaling
+    from benchmarks import dispatch, mlp, overhead, scaling, search_budget
 
     settings = MODES[mode]
-    modules = {"a": overhead, "b": mlp, "c": scaling, "d": dispatch}
+    modules = {"a": overhead, "b": mlp, "c": scaling, "d": dispatch, "e": search_budget}
     figures: List[Figure] = []
     for section in sections:
         started = time.perf_counter()
@@ -112,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     length.add_argument("--smoke", action="store_true",
                         help="shortest run: checks that every figure comes out (seconds)")
     parser.add_argument("--only", default=",".join(SECTIONS),
-                        help="benchmarks to run, from a,b,c,d (default: a,b,c)")
+                        help="benchmarks to run, from a,b,c,d,e (default: a,b,c)")
     parser.add_argument("--json", metavar="PATH", help="save the figures as JSON")
     parser.add_argument("--methods", action="store_true",
                         help="print how each figure is measured")

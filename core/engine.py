@@ -8,7 +8,8 @@ worker of every copy at one instant, and about ten times a second the collector 
 samples into the configuration's streams and emits ``Samples`` and ``Progress``
 (``openloop.Collector``). In open loop (``config.rate``) each copy's dispatcher offers the
 load and ending measuring early (early stop, the sample count) lets the copies serve what was
-already sent; early stop ends a configuration once p99's interval is tight enough. A configuration
+already sent; early stop ends a configuration once p99's interval is tight enough, and a search
+under a bound (the trial's ``abandon_p99_above_ms``) once p99 is surely above it. A configuration
 that fails is recorded as failed (with its kind and traceback) and the next one runs; a stop
 request ends the configuration in progress (recorded as cancelled, with what it measured) and
 skips the rest. Every wait is bounded: a stop takes effect within ``stop_grace_s`` even when a
@@ -178,7 +179,8 @@ class Engine:
             self._stop_by = None
             try:
                 with quick_switching(config.open_loop and mode == "thread"):
-                    result = self._drive(index, config, copies, threads, cold, artifact)
+                    result = self._drive(index, config, copies, threads, cold, artifact,
+                                         trial.get("abandon_p99_above_ms"))
             finally:
                 abandoned = self._close(copies)
             details = dict(result.details)
@@ -271,7 +273,8 @@ class Engine:
         return reports  # type: ignore[return-value]
 
     def _drive(self, index: int, config: RunConfig, copies: List[Any], threads: int,
-               cold: bool, artifact: Any) -> ConfigResult:
+               cold: bool, artifact: Any, abandon_above_ms: Optional[float] = None
+               ) -> ConfigResult:
         plan = self.plan
         for each in copies:
             each.begin()
@@ -296,7 +299,8 @@ class Engine:
             each.go(start_ns, deadline_ns, quotas[i * workers:(i + 1) * workers])
         self.sink(PhaseChanged(index, "measuring"))
         self._sampler.begin()
-        collector = Collector(index, self.sink, stop_rule, config, start_ns, plan.sample_cap)
+        collector = Collector(index, self.sink, stop_rule, config, start_ns, plan.sample_cap,
+                              abandon_above_ms)
         streams = collector.streams
         cancelled = False
         stop_since: Optional[float] = None

@@ -96,6 +96,13 @@ class Progress:
     samples: int
     #: Fraction of the stop rule reached (0..1), or None when it cannot be known.
     fraction: Optional[float] = None
+    #: Early stop: how far p99's confidence interval reaches from p99, in % of p99 (the wider
+    #: side), at the collector's last check; None when early stop is off or the interval is
+    #: not known yet (too few samples).
+    early_stop: Optional[float] = None
+    #: Early stop's target (+-%), None when early stop is off: the configuration ends once
+    #: ``early_stop`` is within it (and the minimums are met).
+    early_stop_target: Optional[float] = None
 
 
 @dataclass(frozen=True)

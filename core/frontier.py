@@ -12,6 +12,12 @@ A bound "p99 <= X ms" is met only when it is met with confidence, not by the poi
 
 The intervals are the summary's two-sided distribution-free ones (``stats``), at its
 ``confidence``; each one-sided statement above holds with at least that confidence.
+
+An optional memory bound ("peak device memory <= X MB") is judged on the result's
+``details["device_memory"]`` (the CUDA backend's peak reserved memory per copy): meets or fails
+on the figure, and uncertain where there is none (the CPU backend reports none), saying so.
+Several bounds make one verdict (``combine_verdicts``): fails when any fails, meets when all
+meet, uncertain otherwise.
 """
 
 from __future__ import annotations
@@ -58,15 +64,76 @@ def slo_verdict(summary: Optional[LatencySummary], bounds: Mapping[str, Optional
                 ) -> Tuple[str, str]:
     """One verdict for several bounds (``{"p99": 20.0, "p50": None}``; None bounds are left
     out): fails when any fails, meets when all meet, uncertain otherwise."""
-    judged = [(key, bound_verdict(summary, key, bound)) for key, bound in bounds.items()
+    judged = [bound_verdict(summary, key, bound) for key, bound in bounds.items()
               if bound is not None]
     if not judged:
         raise ValueError("no bound to judge by")
+    return combine_verdicts(judged)
+
+
+def combine_verdicts(judged: Iterable[Tuple[str, str]]) -> Tuple[str, str]:
+    """One ``(verdict, why)`` of several: fails when any fails (its reasons), meets when all
+    meet, uncertain otherwise."""
+    judged = list(judged)
+    if not judged:
+        raise ValueError("no verdict to combine")
     for wanted in ("fails", "uncertain"):
-        reasons = [why for _, (verdict, why) in judged if verdict == wanted]
+        reasons = [why for verdict, why in judged if verdict == wanted]
         if reasons:
             return wanted, "; ".join(reasons)
-    return "meets", "; ".join(why for _, (_, why) in judged)
+    return "meets", "; ".join(why for _, why in judged)
+
+
+def peak_memory_mb(details: Any, copy_mode: str = "thread") -> Optional[float]:
+    """A result's peak device memory (MB) from ``details["device_memory"]`` (one report per
+    copy: ``peak_reserved_mb``, else ``peak_allocated_mb``), None where there is none. Thread
+    copies share one process and its allocator, whose peak each reports: the largest; process
+    copies hold their own: the sum (for copies spread over several devices, more than any one
+    device holds: a bound errs on the safe side)."""
+    reports = details.get("device_memory") if isinstance(details, Mapping) else None
+    if not isinstance(reports, (list, tuple)):
+        return None
+    figures = []
+    for report in reports:
+        if isinstance(report, Mapping):
+            value = _number(report.get("peak_reserved_mb"))
+            value = _number(report.get("peak_allocated_mb")) if value is None else value
+            if value is not None:
+                figures.append(value)
+    if not figures:
+        return None
+    return max(figures) if copy_mode == "thread" else sum(figures)
+
+
+def memory_verdict(peak_mb: Optional[float], bound_mb: float) -> Tuple[str, str]:
+    """``(verdict, why)`` for "peak device memory <= ``bound_mb``": the figure is a reading,
+    not an estimate, so it meets or fails outright; uncertain when there is no figure."""
+    if peak_mb is None:
+        return "uncertain", (f"no device memory figure (the CPU backend reports none): the "
+                             f"{bound_mb:g} MB memory bound cannot be judged")
+    if peak_mb <= bound_mb:
+        return "meets", f"peak device memory {peak_mb:,.0f} MB is within {bound_mb:g} MB"
+    return "fails", f"peak device memory {peak_mb:,.0f} MB is above {bound_mb:g} MB"
+
+
+def trial_verdict(summary: Optional[LatencySummary], details: Mapping[str, Any],
+                  bounds: Mapping[str, Optional[float]], max_memory_mb: Optional[float] = None,
+                  copy_mode: str = "thread") -> Tuple[str, str]:
+    """One finished trial against latency bounds and an optional memory bound. A trial the
+    engine abandoned (``details["abandoned"]``: p99 above the bound with confidence) fails,
+    whatever the interval of its shorter run says."""
+    abandoned = details.get("abandoned")
+    if isinstance(abandoned, Mapping):
+        latency = ("fails", f"abandoned after {abandoned.get('after_s', 0):.3g} s: p99 is above "
+                            f"{abandoned.get('bound_ms', 0):g} ms (its lower bound "
+                            f"{abandoned.get('p99_low_ms', 0):.3g} ms at "
+                            f"{abandoned.get('confidence', 0.999):.1%} confidence)")
+    else:
+        latency = slo_verdict(summary, bounds)
+    if max_memory_mb is None:
+        return latency
+    memory = memory_verdict(peak_memory_mb(details, copy_mode), max_memory_mb)
+    return combine_verdicts([latency, memory])
 
 
 def _number(value: Any) -> Optional[float]:

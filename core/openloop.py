@@ -20,7 +20,13 @@ offered load was not the one asked for, whatever the copies did.
 ``Collector`` is what the engine runs about ten times a second while measuring: it drains the
 copies' samples into the configuration's streams, emits ``Samples`` and ``Progress``, and says
 when the configuration may end before its maximum: the sample count reached, or early stop
-(p99's confidence interval within +-X % of p99, checked at most every ``EARLY_CHECK_S``).
+(p99's confidence interval within +-X % of p99, checked at most every ``EARLY_CHECK_S``), or
+abandonment: a search under a p99 bound (``SloSearch``) passes the bound in the trial's info
+(``abandon_p99_above_ms``), and a configuration whose p99 is already above it with confidence
+(the one-sided lower bound of p99 at ``ABANDON_CONFIDENCE`` above the bound, after at least
+``ABANDON_MIN_S`` and ``ABANDON_MIN_SAMPLES``) ends at that check: it cannot meet the bound, so
+measuring it longer would only spend time. Its result is "finished", with
+``details["abandoned"]``; the search judges it "fails".
 """
 
 from __future__ import annotations
@@ -61,6 +67,12 @@ LAG_FRACTION = 0.5
 SWITCH_INTERVAL_S = 0.0005
 #: Early stop computes p99's interval at most this often.
 EARLY_CHECK_S = 0.5
+#: Abandonment: a configuration's p99 above the bound is believed only at this one-sided
+#: confidence (strict, since it is tested every ``EARLY_CHECK_S``), after this long and this
+#: many samples (a few inferences over the bound at the start, a stall, are not a verdict).
+ABANDON_CONFIDENCE = 0.999
+ABANDON_MIN_S = 0.5
+ABANDON_MIN_SAMPLES = 50
 #: Dispatch record rows.
 DUE, SENT = 0, 1
 
@@ -261,7 +273,8 @@ class Collector:
     """A configuration's streams while it is measured, fed from its copies."""
 
     def __init__(self, index: int, sink: Callable[[Any], None], rule: StopRule,
-                 config: RunConfig, start_ns: int, cap: int) -> None:
+                 config: RunConfig, start_ns: int, cap: int,
+                 abandon_p99_above_ms: Optional[float] = None) -> None:
         self.index = index
         self.sink = sink
         self.rule = rule
@@ -275,16 +288,21 @@ class Collector:
         self.closeness = 0.0
         #: When early stop was met (s since measuring began), None while it is not.
         self.stopped_early_s: Optional[float] = None
+        #: Abandon the configuration once p99 is above this bound with confidence (ms).
+        self.abandon_above_ms = abandon_p99_above_ms
+        #: ``{"p99_low_ms", "bound_ms", "after_s", "samples"}`` once abandoned, else None.
+        self.abandoned: Optional[Dict[str, Any]] = None
 
     @property
     def count(self) -> int:
         return self.streams.count
 
     def due(self) -> bool:
-        """Whether the configuration may end now: its sample count reached, or early stop."""
+        """Whether the configuration may end now: its sample count reached, early stop, or it
+        was abandoned (its p99 already above a search's bound)."""
         rule = self.rule
         return bool((rule.samples and self.count >= rule.samples)
-                    or self.stopped_early_s is not None)
+                    or self.stopped_early_s is not None or self.abandoned is not None)
 
     def collect(self, copies: List[Any]) -> None:
         blocks = []
@@ -302,8 +320,13 @@ class Collector:
             self.streams.add(new)
             self.sink(Samples(index=self.index, block=new, elapsed_s=elapsed))
         rule = self.rule
-        if rule.early_stop_pct is not None and elapsed - self._checked_s >= EARLY_CHECK_S:
-            self._check_early_stop(elapsed)
+        if elapsed - self._checked_s >= EARLY_CHECK_S and (
+                rule.early_stop_pct is not None or self.abandon_above_ms is not None):
+            self._checked_s = elapsed
+            if rule.early_stop_pct is not None:
+                self._check_early_stop(elapsed)
+            if self.abandon_above_ms is not None and self.abandoned is None:
+                self._check_abandon(elapsed)
         fractions = [self.closeness] if rule.early_stop_pct is not None else []
         if rule.duration_s:
             fractions.append(elapsed / rule.duration_s)
@@ -311,7 +334,8 @@ class Collector:
             fractions.append(self.count / rule.samples)
         fraction = min(1.0, max(0.0, max(fractions))) if fractions else None
         self.sink(Progress(index=self.index, elapsed_s=max(elapsed, 0.0), samples=self.count,
-                           fraction=fraction))
+                           fraction=fraction, early_stop=self.width_pct,
+                           early_stop_target=rule.early_stop_pct))
 
     def _check_early_stop(self, elapsed: float, final: bool = False) -> None:
         self._checked_s = elapsed
@@ -323,6 +347,16 @@ class Collector:
                 and rule.may_stop_early(elapsed, count)
                 and self.width_pct <= float(rule.early_stop_pct or 0.0)):
             self.stopped_early_s = elapsed
+
+    def _check_abandon(self, elapsed: float) -> None:
+        count, bound = self.count, float(self.abandon_above_ms or 0.0)
+        if elapsed < ABANDON_MIN_S or count < ABANDON_MIN_SAMPLES:
+            return
+        low = self.streams.latency.quantile_lower(0.99, ABANDON_CONFIDENCE)
+        if low is not None and low / 1e6 > bound:
+            self.abandoned = {"p99_low_ms": low / 1e6, "bound_ms": bound,
+                              "after_s": round(elapsed, 3), "samples": count,
+                              "confidence": ABANDON_CONFIDENCE}
 
     def report(self, duration_s: float) -> Tuple[Dict[str, Any], List[str]]:
         """What the collector adds to the result's details, and its warnings."""
@@ -342,6 +376,8 @@ class Collector:
                 width = "unbounded" if self.width_pct is None else f"+-{self.width_pct:.1f} %"
                 warnings.append(f"early stop: p99's interval was still {width} (target "
                                 f"+-{rule.early_stop_pct:g} %) when measuring ended")
+        if self.abandoned is not None:
+            details["abandoned"] = dict(self.abandoned)
         if self.dispatch is not None:
             details["open_loop"], more = self.dispatch.report(self.count, duration_s)
             warnings.extend(more)

@@ -46,6 +46,7 @@ class Overrides:
     p99_ms: Optional[float] = None
     p50_ms: Optional[float] = None
     max_batch: Optional[int] = None
+    max_memory_mb: Optional[float] = None
 
 
 def parse_int_list(text: str, what: str) -> Tuple[int, ...]:
@@ -206,7 +207,8 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
 def _search(preset: Preset, o: Overrides) -> Optional[SearchSpec]:
     """The preset's ``[search]``, or the one the flags ask for (they replace it whole: a
     ``--search`` names its own bounds), or None for the sweep."""
-    flags = {"kind": o.search, "p99_ms": o.p99_ms, "p50_ms": o.p50_ms, "max_batch": o.max_batch}
+    flags = {"kind": o.search, "p99_ms": o.p99_ms, "p50_ms": o.p50_ms, "max_batch": o.max_batch,
+             "max_memory_mb": o.max_memory_mb}
     if o.search is None:
         given = [name for name, value in flags.items() if value is not None]
         if not given:

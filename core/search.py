@@ -4,8 +4,10 @@
   the largest batch that fits.
 - ``ThroughputSearch``: at one batch, more copies (then workers per copy) while throughput
   grows by at least ``min_gain``; the fewest that reach the plateau.
-- ``SloSearch``: the most throughput with p99 (and p50) within bounds over batch x copies x
-  workers, judged on confidence intervals (``frontier``), with pruning and the Pareto frontier.
+- ``SloSearch``: the most throughput with p99 (p50, peak memory) within bounds over batch x
+  copies x workers, judged on confidence intervals (``frontier``), with the Pareto frontier;
+  pruned: larger batches past a failing one, and (by the engine: the trial's
+  ``abandon_p99_above_ms``) the rest of a trial whose p99 is surely above the bound.
 
 Each runs through ``Engine.run(search)`` like a sweep: every trial is a fully measured
 configuration whose result's ``trial`` is ``{"strategy": NAME, "step": i, "phase": ...}``. A
@@ -35,8 +37,11 @@ A point: ``{"step", "phase", "batch", "copies", "workers", "status", "error_kind
   ``min_gain``. ``best``: the fewest copies, then workers, within ``min_gain`` of the most
   samples/s measured on that axis. stopped_because: the reason of the last axis that could
   grow, or "failure" (the base configuration failed) | "budget" | "cancelled".
-- slo: ``bounds`` (``{"p99_ms", "p50_ms"}``), ``confidence``; points add ``verdict`` ("meets" |
-  "fails" | "uncertain" | "error"), ``why`` and ``p99_ci`` ([low, high] or None). ``best``: the
+- slo: ``bounds`` (``{"p99_ms", "p50_ms", "max_memory_mb"}``), ``confidence``, ``abandoned``
+  (how many trials the engine ended early because p99 was already above the bound); points add
+  ``verdict`` ("meets" | "fails" | "uncertain" | "error"), ``why``, ``p99_ci`` ([low, high] or
+  None), ``memory_mb`` (peak device memory, None without a figure) and ``abandoned_after_s``
+  (None unless abandoned). ``best``: the
   most samples/s among those that meet (None when none does); ``uncertain``: uncertain points
   with more samples/s than ``best`` (they might beat it if measured longer); ``frontier``: the
   Pareto frontier of samples/s (up) against p99 (down) over finished trials; ``pruned``:
@@ -50,7 +55,7 @@ import math
 from dataclasses import replace
 from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple
 
-from .frontier import pareto_frontier, slo_verdict, verdict_counts
+from .frontier import pareto_frontier, peak_memory_mb, trial_verdict, verdict_counts
 from .measurement import ConfigResult
 from .specs import RunConfig
 from .strategies import Strategy, Trial
@@ -142,8 +147,12 @@ class Search(Strategy):
             self.stopped_because = "budget"
             return None
         self._pending = Trial(config, {"strategy": self.name, "step": len(self.results),
-                                       "phase": phase})
+                                       "phase": phase, **self._trial_info()})
         return self._pending
+
+    def _trial_info(self) -> Dict[str, Any]:
+        """What every trial's info adds (the engine reads ``abandon_p99_above_ms``)."""
+        return {}
 
     def points(self) -> List[Dict[str, Any]]:
         return [point(r) for r in self.results]
@@ -305,9 +314,12 @@ class SloSearch(Search):
     def __init__(self, base: RunConfig, p99_ms: float, p50_ms: Optional[float] = None,
                  batch_sizes: Sequence[int] = DEFAULT_SLO_BATCHES,
                  copies: Optional[Sequence[int]] = None, workers: Optional[Sequence[int]] = None,
-                 confidence: float = 0.95) -> None:
+                 confidence: float = 0.95, max_memory_mb: Optional[float] = None,
+                 abandon: bool = True) -> None:
         if not p99_ms > 0 or (p50_ms is not None and not p50_ms > 0):
             raise ValueError("latency bounds must be positive milliseconds")
+        if max_memory_mb is not None and not max_memory_mb > 0:
+            raise ValueError("the memory bound must be positive megabytes")
         if not 0 < confidence < 1:
             raise ValueError(f"confidence must lie in (0, 1), not {confidence!r}")
         axes = []
@@ -321,13 +333,19 @@ class SloSearch(Search):
         self.batch_sizes, self.copies, self.workers = axes
         super().__init__(base, len(self.batch_sizes) * len(self.copies) * len(self.workers))
         self.p99_ms, self.p50_ms, self.confidence = p99_ms, p50_ms, confidence
+        self.max_memory_mb, self.abandon = max_memory_mb, abandon
         self.pruned: List[Dict[str, Any]] = []
 
+    def _trial_info(self) -> Dict[str, Any]:
+        # The engine ends a trial whose p99 is already above the bound with confidence.
+        return {"abandon_p99_above_ms": self.p99_ms} if self.abandon else {}
+
     def judge(self, result: ConfigResult) -> Tuple[str, str]:
-        """``(verdict, why)`` of one trial against the bounds."""
+        """``(verdict, why)`` of one trial against the bounds (``frontier.trial_verdict``)."""
         if result.status != "finished":
             return "error", f"{result.status}: {result.error_kind or result.error or '?'}"
-        return slo_verdict(result.latency, {"p99": self.p99_ms, "p50": self.p50_ms})
+        return trial_verdict(result.latency, result.details, {"p99": self.p99_ms,
+                             "p50": self.p50_ms}, self.max_memory_mb, result.config.copy_mode)
 
     def _steps(self) -> Steps:
         batches = self.batch_sizes
@@ -352,8 +370,12 @@ class SloSearch(Search):
         for result in self.results:
             each, (verdict, why) = point(result), self.judge(result)
             interval = result.latency.intervals.get("p99") if result.latency else None
+            abandoned = result.details.get("abandoned")
             each.update(verdict=verdict, why=why,
-                        p99_ci=None if interval is None else [interval[0], interval[1]])
+                        p99_ci=None if interval is None else [interval[0], interval[1]],
+                        memory_mb=peak_memory_mb(result.details, result.config.copy_mode),
+                        abandoned_after_s=abandoned.get("after_s")
+                        if isinstance(abandoned, dict) else None)
             out.append(each)
         return out
 
@@ -367,7 +389,9 @@ class SloSearch(Search):
                         if r.latency is not None and r.latency.confidence != self.confidence})
         return {
             "best": best,
-            "bounds": {"p99_ms": self.p99_ms, "p50_ms": self.p50_ms},
+            "bounds": {"p99_ms": self.p99_ms, "p50_ms": self.p50_ms,
+                       "max_memory_mb": self.max_memory_mb},
+            "abandoned": sum(1 for p in points if p["abandoned_after_s"] is not None),
             "confidence": self.confidence,
             "uncertain": [p for p in points if p["verdict"] == "uncertain"
                           and p["samples_per_s"] is not None and p["samples_per_s"] > floor],
@@ -381,6 +405,8 @@ class SloSearch(Search):
     def _summary(self, out: Dict[str, Any]) -> str:
         bounds = f"p99 <= {self.p99_ms:g} ms" + (f", p50 <= {self.p50_ms:g} ms"
                                                   if self.p50_ms is not None else "")
+        if self.max_memory_mb is not None:
+            bounds += f", memory <= {self.max_memory_mb:g} MB"
         best = out["best"]
         text = f"best under {bounds}: {_label(best)}"
         if best is not None and best["p99_ci"]:
@@ -388,4 +414,5 @@ class SloSearch(Search):
             text += f", p99 {best['p99_ms']:.3g} ms [{low:.3g}, {high:.3g}]"
         if out["uncertain"]:
             text += f"; {len(out['uncertain'])} uncertain might beat it"
-        return text + f"; {len(out['pruned'])} pruned"
+        text += f"; {len(out['pruned'])} pruned"
+        return text + (f", {out['abandoned']} abandoned early" if out["abandoned"] else "")

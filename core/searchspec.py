@@ -8,8 +8,9 @@ there (``strategy_for``): a search is built from its plan, never handed across p
 - ``throughput``: the fewest copies, then workers per copy, that reach the throughput plateau at
   the plan's first batch size, up to ``max_copies`` (default: the larger of the plan's copies and
   the usable CPUs; a device's cores for Neuron) and ``max_workers``.
-- ``slo``: the most samples/s with p99 (and p50) within bounds over the plan's batch sizes
-  (doubling from 1 to 128 when it names one), copies and workers.
+- ``slo``: the most samples/s with p99 (and p50, and ``max_memory_mb`` of peak device memory
+  where the backend reports it) within bounds over the plan's batch sizes (doubling from 1 to
+  128 when it names one), copies and workers.
 - ``rate``: the highest open-loop rate of the plan's first configuration whose p99 meets the
   bound (MLPerf's Server scenario), by bisection from the closed-loop capacity.
 """
@@ -25,7 +26,8 @@ SEARCH_KINDS = ("batch", "throughput", "slo", "rate")
 BOUNDED = ("slo", "rate")
 DEFAULT_MIN_GAIN = {"batch": 0.03, "throughput": 0.05, "slo": 0.0, "rate": 0.0}
 MAX_BATCH = 2 ** 20
-FIELDS = ("kind", "p99_ms", "p50_ms", "max_batch", "min_gain", "max_copies", "max_workers")
+FIELDS = ("kind", "p99_ms", "p50_ms", "max_batch", "min_gain", "max_copies", "max_workers",
+          "max_memory_mb")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class SearchSpec:
     min_gain: Optional[float] = None
     max_copies: Optional[int] = None
     max_workers: Optional[int] = None
+    #: The slo search's bound on peak device memory (MB, 1e6 bytes).
+    max_memory_mb: Optional[float] = None
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in FIELDS if getattr(self, k) is not None}
@@ -61,6 +65,13 @@ def check_search(spec: SearchSpec, what: Mapping[str, str]) -> SearchSpec:
     if spec.kind not in BOUNDED and (spec.p99_ms is not None or spec.p50_ms is not None):
         field = "p99_ms" if spec.p99_ms is not None else "p50_ms"
         raise fail(field, f"latency bounds belong to the slo and rate searches, not {spec.kind}")
+    memory = spec.max_memory_mb
+    if memory is not None:
+        if isinstance(memory, bool) or not (isinstance(memory, (int, float)) and 0 < memory < 1e9):
+            raise fail("max_memory_mb", f"must be megabytes above 0, not {memory!r}")
+        if spec.kind != "slo":
+            raise fail("max_memory_mb", f"the memory bound belongs to the slo search, not "
+                                        f"{spec.kind}")
     if not (isinstance(spec.max_batch, int) and 1 <= spec.max_batch <= MAX_BATCH):
         raise fail("max_batch", f"must be a whole number from 1 to {MAX_BATCH}, "
                                 f"not {spec.max_batch!r}")
@@ -124,7 +135,7 @@ def strategy_for(plan: Any) -> Any:
     batches = plan.axis("batch_sizes")
     return SloSearch(base, spec.p99_ms, spec.p50_ms,
                      batch_sizes=batches if len(batches) > 1 else DEFAULT_SLO_BATCHES,
-                     copies=copies, workers=workers)
+                     copies=copies, workers=workers, max_memory_mb=spec.max_memory_mb)
 
 
 def _units(config: Any) -> Optional[int]:

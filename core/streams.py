@@ -191,6 +191,19 @@ class SampleStream:
         ordered = self.sorted_ns()
         return percentile(ordered, q), float(ordered[ranks[0]]), float(ordered[ranks[1]])
 
+    def quantile_lower(self, q: float, confidence: float = 0.95) -> Optional[float]:
+        """A one-sided lower confidence bound (ns) of the ``q``-quantile: the true quantile lies
+        above it with ``confidence``; None while too few samples say anything
+        (``stats.quantile_lower_rank``)."""
+        from .stats import quantile_lower_rank
+
+        rank = quantile_lower_rank(self.count, q, confidence)
+        if rank is None:
+            return None
+        if self._histogram is not None:
+            return float(self._histogram.value_at_rank(rank))
+        return float(self.sorted_ns()[rank])
+
     def bin_counts(self, edges_ns: np.ndarray) -> np.ndarray:
         """How many samples fall in each ``[edges[i], edges[i + 1])`` (the last bin closed):
         exact while exact; past the cap, from the histogram's bucket midpoints."""

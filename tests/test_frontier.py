@@ -104,3 +104,35 @@ def test_the_frontier_returns_the_points_given_and_takes_other_keys():
 def test_verdict_counts():
     counts = verdict_counts([{"verdict": "meets"}, {"verdict": "meets"}, {"verdict": "error"}, {}])
     assert counts == {"meets": 2, "fails": 0, "uncertain": 0, "error": 1}
+
+
+# -- the memory bound, several verdicts in one, and p99's one-sided lower bound --------------
+def test_a_memory_bound_meets_or_fails_on_the_figure_and_is_uncertain_without_one():
+    from latency_tui.core.frontier import memory_verdict
+
+    assert memory_verdict(4000.0, 5000.0)[0] == "meets"
+    assert memory_verdict(5000.0, 5000.0)[0] == "meets"
+    verdict, why = memory_verdict(6000.4, 5000.0)
+    assert verdict == "fails" and why == "peak device memory 6,000 MB is above 5000 MB"
+    verdict, why = memory_verdict(None, 5000.0)
+    assert verdict == "uncertain" and "cannot be judged" in why and "CPU" in why
+
+
+def test_several_verdicts_combine_as_the_worst():
+    from latency_tui.core.frontier import combine_verdicts
+
+    assert combine_verdicts([("meets", "a"), ("meets", "b")]) == ("meets", "a; b")
+    assert combine_verdicts([("meets", "a"), ("uncertain", "b")]) == ("uncertain", "b")
+    assert combine_verdicts([("uncertain", "a"), ("fails", "b")]) == ("fails", "b")
+    with pytest.raises(ValueError):
+        combine_verdicts([])
+
+
+def test_p99s_lower_bound_needs_few_samples_and_agrees_with_the_interval():
+    from latency_tui.core.stats import order_statistic_interval, quantile_lower_rank
+
+    assert order_statistic_interval(50, 0.99) is None  # too few for both ends...
+    assert quantile_lower_rank(50, 0.99, 0.999) == 45  # ...but 5 of 50 above a bound will do
+    assert quantile_lower_rank(1, 0.99, 0.999) is None
+    for n in (300, 1000, 100_000):  # one-sided at 95 % is the two-sided 90 % interval's low end
+        assert quantile_lower_rank(n, 0.99, 0.95) == order_statistic_interval(n, 0.99, 0.90)[0]

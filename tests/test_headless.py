@@ -28,3 +28,31 @@ def group(name, *pairs):
 ])
 def test_the_progress_line_shows_every_device_or_their_mean_and_max(groups, expected):
     assert utilisation_text(groups) == expected
+
+
+def progress_line(**fields):
+    import io
+
+    from latency_tui.core.events import Progress
+    from latency_tui.tui.headless import ProgressDisplay
+
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, live=False)
+    display(Progress(index=0, elapsed_s=2.0, samples=4000, fraction=0.5, **fields))
+    return stream.getvalue()
+
+
+def test_the_progress_line_says_how_close_early_stop_is():
+    line = progress_line(early_stop=7.24, early_stop_target=5.0)
+    assert "measuring  50%, 4,000 inferences, 2.0 s, 2,000 inf/s, p99 +-7.2 % (stops at 5 %)" \
+        in line
+    assert "p99 not bounded yet (stops at 5 %)" in progress_line(early_stop_target=5.0)
+    assert "p99" not in progress_line()  # early stop off, or an older engine's event
+
+
+def test_an_older_progress_event_without_the_early_stop_fields_still_shows():
+    from types import SimpleNamespace
+
+    from latency_tui.tui.headless import early_stop_text
+
+    assert early_stop_text(SimpleNamespace(index=0, elapsed_s=1.0, samples=1)) == ""

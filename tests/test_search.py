@@ -100,8 +100,9 @@ def test_the_batch_search_stops_on_a_throughput_plateau():
     assert "largest batch that fits: at least 32" in outcome["summary"]
 
 
-def made_up(config, info, rate=None, status="finished", kind=None, latency=None):
+def made_up(config, info, rate=None, status="finished", kind=None, latency=None, details=None):
     return ConfigResult(config=config, status=status, error_kind=kind, trial=dict(info),
+                        details=details or {},
                         error=None if status == "finished" else "made up",
                         throughput=None if rate is None else Throughput(rate / config.batch_size,
                                                                         rate),
@@ -305,6 +306,109 @@ def test_a_p50_bound_counts_too_and_no_configuration_may_meet():
     drive(search, lambda c: {"rate": 1000.0, "latency": latency_of(1.0 + c.batch_size, 2000)})
     outcome = search.outcome()
     assert outcome["best"] is None and outcome["verdicts"]["fails"] == 1
-    assert outcome["bounds"] == {"p99_ms": 100.0, "p50_ms": 0.5}
+    assert outcome["bounds"] == {"p99_ms": 100.0, "p50_ms": 0.5, "max_memory_mb": None}
     assert "p50 is above 0.5 ms" in outcome["tried"][0]["why"]
     assert outcome["pruned"][0]["batch"] == 2
+
+
+# -- pruning within a configuration: abandoned once p99 is surely above the bound ----------
+def slow_above(batch, copy, worker, i):
+    return 1.0 if batch <= 2 else 40.0  # p99 <= 10 ms: batch 2 meets, batch 64 is far above
+
+
+def test_the_slo_search_abandons_a_configuration_already_above_its_bound():
+    # Each trial may run 20 s (or 3,000 samples): batch 2 (8 lanes of 1 ms) reaches its count in
+    # well under a second; batch 64 (200 inferences/s, every one 40 ms) would take 15 s but ends
+    # at the first check after 0.5 s and 50 samples, as a trial that fails.
+    plan = fake_plan(duration_s=20.0, samples=3000, mode="sleep", warmup=QUICK_WARMUP,
+                     workers=(8,))
+
+    def factory(config):
+        return FakeBackend(config.device_options, handler=slow_above)
+    search = SloSearch(plan.configs[0], p99_ms=10.0, batch_sizes=(2, 64, 256), workers=(8,))
+    events = []
+    results = Engine(plan, events.append, backend_factory=factory).run(search)
+    assert [r.config.batch_size for r in results] == [2, 64]
+    small, big = results
+    assert small.trial["abandon_p99_above_ms"] == 10.0
+    assert "abandoned" not in small.details and small.samples == 3000
+    abandoned = big.details["abandoned"]
+    assert big.status == "finished" and big.duration_s < 5.0 and big.samples < 3000
+    assert abandoned["bound_ms"] == 10.0 and abandoned["p99_low_ms"] > 10.0
+    assert 0.5 <= abandoned["after_s"] < 5.0 and abandoned["samples"] >= 50
+    outcome = search.outcome()
+    verdicts = [(p["batch"], p["verdict"]) for p in outcome["tried"]]
+    assert verdicts == [(2, "meets"), (64, "fails")]
+    assert "abandoned after" in outcome["tried"][1]["why"]
+    assert outcome["tried"][1]["abandoned_after_s"] == abandoned["after_s"]
+    assert outcome["abandoned"] == 1 and "1 abandoned early" in outcome["summary"]
+    assert [p["batch"] for p in outcome["pruned"]] == [256]
+    assert outcome["best"]["batch"] == 2
+
+
+def test_a_configuration_under_the_bound_runs_its_full_duration():
+    plan = fake_plan(duration_s=1.0, mode="sleep", warmup=QUICK_WARMUP, latency_ms=1.0)
+    result = Engine(plan, lambda event: None).measure(
+        plan.configs[0], trial={"abandon_p99_above_ms": 50.0})
+    assert result.status == "finished" and "abandoned" not in result.details
+    assert result.duration_s == pytest.approx(1.0, abs=0.3)
+    assert result.trial == {"abandon_p99_above_ms": 50.0}
+
+
+def test_without_a_bound_in_its_trial_a_slow_configuration_is_never_abandoned():
+    plan = fake_plan(duration_s=0.8, mode="sleep", warmup=QUICK_WARMUP, latency_ms=20.0,
+                     workers=(4,))
+    result = Engine(plan, lambda event: None).measure(plan.configs[0])
+    assert result.status == "finished" and "abandoned" not in result.details
+    assert result.duration_s == pytest.approx(0.8, abs=0.3)
+    search = SloSearch(plan.configs[0], p99_ms=10.0, abandon=False)
+    assert "abandon_p99_above_ms" not in search.propose([]).info
+
+
+# -- the memory bound ----------------------------------------------------------------------
+def cuda_memory(mb):
+    """``details`` as the CUDA backend reports a copy's memory."""
+    return {"device_memory": [{"peak_allocated_mb": mb * 0.9, "peak_reserved_mb": mb,
+                               "device_used_mb": mb + 500.0, "device_total_mb": 80_000.0}]}
+
+
+def test_a_memory_bound_fails_the_batches_that_need_too_much_and_prunes_larger_ones():
+    def respond(c):  # 1 GB per batch unit; latency well under the p99 bound everywhere
+        return {"rate": 1000.0 * c.batch_size, "latency": latency_of(1.0, 2000),
+                "details": cuda_memory(1000.0 * c.batch_size)}
+
+    search = SloSearch(BASE, p99_ms=50.0, batch_sizes=(1, 2, 4, 8, 16), max_memory_mb=5000.0)
+    history = drive(search, respond)
+    assert [r.config.batch_size for r in history] == [1, 2, 4, 8]
+    outcome = search.outcome()
+    assert [p["verdict"] for p in outcome["tried"]] == ["meets", "meets", "meets", "fails"]
+    assert outcome["best"]["batch"] == 4 and outcome["best"]["memory_mb"] == 4000.0
+    assert "peak device memory 8,000 MB is above 5000 MB" in outcome["tried"][3]["why"]
+    assert "p99 is within 50 ms" in outcome["tried"][0]["why"]
+    assert [p["batch"] for p in outcome["pruned"]] == [16]
+    assert outcome["bounds"]["max_memory_mb"] == 5000.0
+    assert "memory <= 5000 MB" in outcome["summary"]
+
+
+def test_without_a_memory_figure_the_memory_bound_is_uncertain_and_says_why():
+    search = SloSearch(BASE, p99_ms=50.0, batch_sizes=(1, 2), max_memory_mb=5000.0)
+    drive(search, lambda c: {"rate": 1000.0 * c.batch_size, "latency": latency_of(1.0, 2000)})
+    outcome = search.outcome()
+    assert [p["verdict"] for p in outcome["tried"]] == ["uncertain", "uncertain"]
+    assert all(p["memory_mb"] is None for p in outcome["tried"])
+    assert "the 5000 MB memory bound cannot be judged" in outcome["tried"][0]["why"]
+    assert outcome["best"] is None and len(outcome["uncertain"]) == 2
+    # and a failed latency bound still fails, memory figure or not
+    strict = SloSearch(BASE, p99_ms=0.5, batch_sizes=(1,), max_memory_mb=5000.0)
+    drive(strict, lambda c: {"rate": 1000.0, "latency": latency_of(1.0, 2000)})
+    assert strict.outcome()["tried"][0]["verdict"] == "fails"
+
+
+def test_process_copies_add_their_memory_and_thread_copies_share_theirs():
+    from latency_tui.core.frontier import peak_memory_mb
+
+    two = {"device_memory": [{"peak_reserved_mb": 300.0}, {"peak_allocated_mb": 200.0}]}
+    assert peak_memory_mb(two, "process") == 500.0
+    assert peak_memory_mb(two, "thread") == 300.0
+    assert peak_memory_mb({}, "thread") is None
+    assert peak_memory_mb({"device_memory": [{"device_used_mb": 9.0}]}, "thread") is None

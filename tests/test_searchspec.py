@@ -33,6 +33,9 @@ WHERE = "p.toml"
     ({"kind": "throughput", "min_gain": 5}, "search.min_gain: must be a fraction"),
     ({"kind": "throughput", "max_copies": 0}, "search.max_copies: must be a whole number"),
     ({"kind": "batch", "p90_ms": 3}, "search.p90_ms is not a known field"),
+    ({"kind": "slo", "p99_ms": 5, "max_memory_mb": 0}, "search.max_memory_mb: must be megabytes"),
+    ({"kind": "slo", "p99_ms": 5, "max_memory_mb": "8G"}, "must be megabytes above 0"),
+    ({"kind": "batch", "max_memory_mb": 8000}, "the memory bound belongs to the slo search"),
 ])
 def test_a_bad_search_table_is_one_line_naming_the_field(table, message):
     with pytest.raises(UserError) as caught:
@@ -194,3 +197,53 @@ def test_show_survives_a_mangled_search_outcome(tmp_path, capsys, isolated_user_
 def test_search_flags_that_do_not_fit_are_exit_2(args, message, capsys, isolated_user_dirs):
     assert main(["run", "--model", "builtin:noop", "--device", "fake", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_memory_bound_reaches_the_slo_search_from_a_preset():
+    from latency_tui.core.plan import build_plan
+    from latency_tui.core.searchspec import strategy_for
+
+    plan = build_plan(preset_with('[search]\nkind = "slo"\np99_ms = 5\nmax_memory_mb = 8000'))
+    assert plan.search.max_memory_mb == 8000 and plan.preset["search"]["max_memory_mb"] == 8000
+    assert strategy_for(plan).max_memory_mb == 8000
+
+
+def test_the_memory_flag_on_the_fake_device_leaves_every_trial_uncertain_and_says_why(
+        tmp_path, capsys, isolated_user_dirs):
+    target = tmp_path / "s.json"
+    code = main(["run", "--model", "builtin:noop", "--device", "fake", "--search", "slo",
+                 "--p99-ms", "50", "--max-memory-mb", "8000", "--batch-sizes", "1,2",
+                 "--duration", "0.1", "--json", str(target), "--quiet"])
+    out = capsys.readouterr().out
+    assert code != 0  # no trial can be shown to meet a memory bound without a figure
+    assert "memory <= 8000 MB" in out and "without a memory figure (uncertain)" in out
+    (run,) = json.loads(target.read_text())["runs"]
+    assert run["preset"]["search"]["max_memory_mb"] == 8000.0
+    assert run["search"]["bounds"]["max_memory_mb"] == 8000.0
+    assert all(p["verdict"] == "uncertain" for p in run["search"]["tried"])
+    assert "cannot be judged" in run["search"]["tried"][0]["why"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-memory-mb", "100"], "--max-memory-mb: needs --search"),
+    (["--search", "batch", "--max-memory-mb", "100"], "--max-memory-mb: the memory bound "
+                                                       "belongs to the slo search"),
+])
+def test_a_memory_flag_that_does_not_fit_is_exit_2(args, message, capsys, isolated_user_dirs):
+    assert main(["run", "--model", "builtin:noop", "--device", "fake", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_trials_table_shows_abandoned_trials_and_the_memory_bound():
+    outcome = slo_outcome()
+    outcome["bounds"]["max_memory_mb"] = 8000.0
+    outcome["abandoned"] = 1
+    outcome["tried"][1].update(abandoned_after_s=0.6, verdict="fails", memory_mb=None)
+    outcome["tried"][0]["memory_mb"] = 1234.0
+    text = render(trials_table(outcome))
+    assert "memory MB" in text and "1,234" in text and "abandoned 0.6 s" in text
+    lines = answer_lines(outcome)
+    assert any("abandoned early 1" in line for line in lines)
+    assert "memory bound: peak device memory <= 8000 MB; 1 trial(s) without a memory figure " \
+           "(uncertain)" in lines
+    assert "memory MB" not in render(trials_table(slo_outcome()))  # no bound, no column

@@ -29,7 +29,7 @@ def _positive_float(what: str):
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"must be a finite number more than 0, not {text}")
         return value
@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an optional p50 bound of --search slo")
     run.add_argument("--max-batch", type=_positive_int, metavar="N",
                      help="the largest batch --search batch tries (default 4096)")
+    run.add_argument("--max-memory-mb", type=_positive_float("--max-memory-mb"), metavar="MB",
+                     help="an optional bound of --search slo on peak device memory (MB; judged "
+                          "where the backend reports it, CUDA; elsewhere a trial is uncertain)")
     run.add_argument("--json", metavar="PATH", help="where to write the session "
                      "(default: a new file in the user data directory)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
@@ -228,6 +231,7 @@ def _run(args: argparse.Namespace) -> int:
         first_timeout_s=args.first_timeout, mode=args.mode, rates=args.rate,
         arrivals=args.arrivals, early_stop_pct=args.early_stop, search=args.search,
         p99_ms=args.p99_ms, p50_ms=args.p50_ms, max_batch=args.max_batch,
+        max_memory_mb=args.max_memory_mb,
     ))
     api.check_sources(plan)
     api.check_available(plan)

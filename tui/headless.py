@@ -116,8 +116,8 @@ class ProgressDisplay:
                 fraction = f" {event.fraction * 100:3.0f}%" if event.fraction is not None else ""
                 rate = event.samples / event.elapsed_s if event.elapsed_s > 0 else 0.0
                 self._line(f"{self._status}: measuring{fraction}, {event.samples:,} inferences, "
-                           f"{event.elapsed_s:.1f} s, {rate:,.0f} inf/s{self._utilisation}",
-                           force=False)
+                           f"{event.elapsed_s:.1f} s, {rate:,.0f} inf/s{early_stop_text(event)}"
+                           f"{self._utilisation}", force=False)
             elif isinstance(event, Utilisation):
                 self._utilisation = utilisation_text(event.groups)
             elif isinstance(event, ConfigFinished):
@@ -165,6 +165,17 @@ class ProgressDisplay:
                 self._stop_live()
             except OSError:
                 pass
+
+
+def early_stop_text(event: Progress) -> str:
+    """", p99 +-7.2 % (stops at 5 %)": how close early stop is, for the progress line; "" when
+    early stop is off (older engines send no such field)."""
+    target = getattr(event, "early_stop_target", None)
+    if target is None:
+        return ""
+    width = getattr(event, "early_stop", None)
+    shown = "not bounded yet" if width is None else f"+-{width:.1f} %"
+    return f", p99 {shown} (stops at {target:g} %)"
 
 
 def utilisation_text(groups) -> str:

@@ -47,7 +47,16 @@ def answer_lines(outcome: Dict[str, Any]) -> List[str]:
         lines.append("verdicts: " + (", ".join(f"{n} {v}" for v, n in sorted(counts.items())
                                                if n) or "none yet") +
                      f"; pruned {len(outcome.get('pruned') or [])}; frontier "
-                     f"{len(outcome.get('frontier') or [])}")
+                     f"{len(outcome.get('frontier') or [])}" +
+                     (f"; abandoned early {outcome['abandoned']} (p99 already above the bound)"
+                      if outcome.get("abandoned") else ""))
+        memory = (outcome.get("bounds") or {}).get("max_memory_mb")
+        if memory is not None:
+            unjudged = sum(1 for p in outcome.get("tried") or []
+                           if p.get("status") == "finished" and p.get("memory_mb") is None)
+            lines.append(f"memory bound: peak device memory <= {memory:g} MB" +
+                         (f"; {unjudged} trial(s) without a memory figure (uncertain)"
+                          if unjudged else ""))
         lines.extend(f"note: {note}" for note in outcome.get("notes") or [])
     return lines
 
@@ -56,14 +65,24 @@ def _on_frontier(point: Dict[str, Any], frontier: List[Dict[str, Any]]) -> bool:
     return any(point.get("step") == f.get("step") for f in frontier)
 
 
+def _status(point: Dict[str, Any]) -> str:
+    after = point.get("abandoned_after_s")
+    if isinstance(after, (int, float)):
+        return f"abandoned {after:.1f} s"
+    return str(point.get("error_kind") or point.get("status"))
+
+
 def trials_table(outcome: Dict[str, Any]) -> Table:
     """One row per trial, in order; ``*`` marks the frontier (slo), ``>`` the best."""
     slo = outcome.get("search") == "slo"
+    memory = slo and (outcome.get("bounds") or {}).get("max_memory_mb") is not None
     frontier = outcome.get("frontier") or []
     best = outcome.get("best") or {}
     table = Table(title=Text(f"{outcome.get('search', '?')} search"), header_style="bold")
-    for name in ("#", "phase", "batch", "copies", "workers", "status", "samples/s", "p50 ms",
-                 "p99 ms") + (("p99 95% CI", "verdict") if slo else ()):
+    columns = ("#", "phase", "batch", "copies", "workers", "status", "samples/s", "p50 ms",
+               "p99 ms") + (("p99 95% CI", "verdict") if slo else ()) + (
+                   ("memory MB",) if memory else ())
+    for name in columns:
         table.add_column(name, justify="right" if name not in ("phase", "status", "verdict")
                          else "left")
     for point in outcome.get("tried") or []:
@@ -71,13 +90,15 @@ def trials_table(outcome: Dict[str, Any]) -> Table:
             "*" if slo and _on_frontier(point, frontier) else "")
         row = [f"{mark}{point.get('step', '')}", str(point.get("phase") or ""),
                str(point["batch"]), str(point["copies"]), str(point["workers"]),
-               str(point.get("error_kind") or point.get("status")),
+               _status(point),
                _rate(point.get("samples_per_s")), fmt_ms(point.get("p50_ms")),
                fmt_ms(point.get("p99_ms"))]
         if slo:
             ci = point.get("p99_ci")
             row += [f"[{fmt_ms(ci[0])}, {fmt_ms(ci[1])}]" if ci else "-",
                     str(point.get("verdict") or "")]
+        if memory:
+            row.append(_rate(point.get("memory_mb")))
         table.add_row(*(Text(cell) for cell in row))
     if slo:
         table.caption = Text("> best, * on the Pareto frontier of samples/s against p99; "
