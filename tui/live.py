@@ -59,6 +59,8 @@ class LiveConfig:
         self.detail = ""
         self.elapsed_s = 0.0
         self.fraction: Optional[float] = None
+        #: Early stop: p99's interval half-width and the target it stops at (% of p99).
+        self.early_stop: Optional[Tuple[Optional[float], float]] = None
         self.first_inference_ms: Optional[float] = None
         self.warmup_iterations: Optional[int] = None
         self.warmup_stable: Optional[bool] = None
@@ -215,6 +217,8 @@ class LiveRun:
             if live is not None:
                 live.elapsed_s = max(live.elapsed_s, event.elapsed_s)
                 live.fraction = event.fraction
+                if event.early_stop_target is not None:
+                    live.early_stop = (event.early_stop, event.early_stop_target)
                 self._measuring(live)
             return []
         if isinstance(event, Utilisation):

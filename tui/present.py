@@ -46,7 +46,12 @@ def plan_summary(plan: Optional[RunPlan]) -> str:
 def status_word(live: LiveConfig) -> str:
     status = live.status
     if live.result is None and status == "measuring" and live.fraction is not None:
-        return f"measuring {live.fraction:.0%}"
+        text = f"measuring {live.fraction:.0%}"
+        if live.early_stop is not None:  # how close early stop is: p99's interval vs its target
+            width, target = live.early_stop
+            text += (f" · p99 ±{width:.1f}% → {target:g}%" if width is not None
+                     else f" · p99 interval not yet → {target:g}%")
+        return text
     return status
 
 

@@ -21,7 +21,7 @@ from .widgets.frontier import SearchPane
 
 KINDS = ("batch", "throughput", "slo", "rate")
 HINT = ("slo 20: the most samples/s with p99 <= 20 ms over the sweep's batch sizes, copies and "
-        "workers (slo 20 p50=5 adds a p50 bound); batch (or batch 512, its largest): the best "
+        "workers (slo 20 p50=5 mem=8000 adds p50 and peak-memory bounds); batch (or batch 512, its largest): the best "
         "batch and the largest that fits; throughput: copies, then workers; rate 20: the "
         "highest open-loop rate with p99 <= 20 ms")
 _NUMBER = r"\d+(?:\.\d+)?"
@@ -33,18 +33,20 @@ def parse_search(text: str) -> Dict[str, Any]:
     if not words or words[0] not in KINDS:
         raise UserError(f"search: start with one of {', '.join(KINDS)} (e.g. slo 20)")
     kind, changes = words[0], {"search": words[0], "p99_ms": None, "p50_ms": None,
-                               "max_batch": None}
+                               "max_batch": None, "max_memory_mb": None}
     for word in words[1:]:
-        named = re.fullmatch(rf"(p99|p50|max)=({_NUMBER})", word)
+        named = re.fullmatch(rf"(p99|p50|max|mem)=({_NUMBER})", word)
         if re.fullmatch(_NUMBER, word):
             key = "max_batch" if kind == "batch" else "p99_ms"
             changes[key] = int(float(word)) if key == "max_batch" else float(word)
         elif named:
-            key = {"p99": "p99_ms", "p50": "p50_ms", "max": "max_batch"}[named.group(1)]
+            key = {"p99": "p99_ms", "p50": "p50_ms", "max": "max_batch",
+                   "mem": "max_memory_mb"}[named.group(1)]
             changes[key] = int(float(named.group(2))) if key == "max_batch" \
                 else float(named.group(2))
         else:
-            raise UserError(f"search: {word!r} is not a bound (e.g. 20, p99=20, p50=5, max=512)")
+            raise UserError(f"search: {word!r} is not a bound (e.g. 20, p99=20, p50=5, max=512, "
+                            "mem=8000)")
     return changes
 
 

@@ -79,3 +79,20 @@ def test_edit_form_reports_only_changed_fields():
 def test_plan_summary_words():
     assert plan_summary(None) == "no plan"
     assert plan_summary(sweep_plan()) == "4 configurations x 5 s"
+
+
+def test_the_gauges_say_how_close_early_stop_is():
+    from latency_tui.core.events import ConfigStarted, PhaseChanged, Progress
+
+    plan = sweep_plan()
+    run = LiveRun(1, plan)
+    run.apply(ConfigStarted(index=0, total=4, config=plan.configs[0]))
+    run.apply(PhaseChanged(0, "measuring"))
+    run.apply(Progress(index=0, elapsed_s=1.0, samples=900, fraction=0.4))
+    assert gauge_data(run.configs[0]).status.endswith("measuring 40%")  # no early stop asked
+    run.apply(Progress(index=0, elapsed_s=1.5, samples=1500, fraction=0.5, early_stop=None,
+                       early_stop_target=5.0))
+    assert gauge_data(run.configs[0]).status.endswith("p99 interval not yet → 5%")
+    run.apply(Progress(index=0, elapsed_s=2.0, samples=2000, fraction=0.7, early_stop=7.25,
+                       early_stop_target=5.0))
+    assert gauge_data(run.configs[0]).status.endswith("measuring 70% · p99 ±7.2% → 5%")

@@ -16,12 +16,13 @@ from latency_tui.tui.widgets.frontier import SearchPane, split_points
 
 from .conftest import MONITORS, SIZE, finish_run
 
-NONE = {"p99_ms": None, "p50_ms": None, "max_batch": None}
+NONE = {"p99_ms": None, "p50_ms": None, "max_batch": None, "max_memory_mb": None}
 
 
 @pytest.mark.parametrize("text, changes", [
     ("slo 20", {"search": "slo", **NONE, "p99_ms": 20.0}),
     ("slo p99=20 p50=5", {"search": "slo", **NONE, "p99_ms": 20.0, "p50_ms": 5.0}),
+    ("slo 20 mem=8000", {"search": "slo", **NONE, "p99_ms": 20.0, "max_memory_mb": 8000.0}),
     ("  batch   512 ", {"search": "batch", **NONE, "max_batch": 512}),
     ("batch max=64", {"search": "batch", **NONE, "max_batch": 64}),
     ("throughput", {"search": "throughput", **NONE}),
