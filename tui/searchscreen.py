@@ -21,9 +21,9 @@ from .widgets.frontier import SearchPane
 
 KINDS = ("batch", "throughput", "slo", "rate")
 HINT = ("slo 20: the most samples/s with p99 <= 20 ms over the sweep's batch sizes, copies and "
-        "workers (slo 20 p50=5 mem=8000 adds p50 and peak-memory bounds); batch (or batch 512, its largest): the best "
-        "batch and the largest that fits; throughput: copies, then workers; rate 20: the "
-        "highest open-loop rate with p99 <= 20 ms")
+        "workers (slo 20 p50=5 mem=8000 adds p50 and peak-memory bounds); batch (or batch "
+        "512, its largest): the best batch and the largest that fits; throughput: copies, "
+        "then workers; rate 20: the highest open-loop rate with p99 <= 20 ms")
 _NUMBER = r"\d+(?:\.\d+)?"
 
 
