@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--json", action="store_true", help="as JSON")
     show = sub.add_parser("show", help="print the results table of a saved session")
     show.add_argument("session", metavar="SESSION.json")
+    export = sub.add_parser("export", help="a saved session as CSV (NeuronPerf's columns), "
+                                           "Markdown or JSON rows")
+    export.add_argument("session", metavar="SESSION.json")
+    export.add_argument("--format", choices=("csv", "markdown", "json"), default="csv")
+    export.add_argument("--out", metavar="PATH", help="write there instead of to stdout")
     return parser
 
 
@@ -168,13 +173,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return _run(args)
-        if args.command in ("presets", "devices", "show"):
+        if args.command in ("presets", "devices", "show", "export"):
             from . import listings
 
             if args.command == "presets":
                 return listings.presets()
             if args.command == "devices":
                 return listings.devices(args.json)
+            if args.command == "export":
+                return listings.export(args.session, args.format, args.out)
             return listings.show(args.session)
         return _tui(args.preset)
     except UserError as exc:

@@ -3,7 +3,7 @@ search's outcome, which ``run`` prints too). Text from files and tools is printe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ..core.errors import single_line
 
@@ -98,4 +98,22 @@ def show(path: str) -> int:
     for run in session.runs:
         if isinstance(run.get("search"), dict):
             print_search(console, run["search"])
+    return EXIT_OK
+
+
+def export(path: str, fmt: str, out: Optional[str]) -> int:
+    """``export``: the session in ``fmt`` on stdout, or written to ``out`` (only a regular file
+    or a new one, as sessions are)."""
+    import sys
+
+    from ..core.api import check_writable, load_session
+    from .export import export as render
+
+    text = render(load_session(path), fmt)
+    if out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    target = check_writable(out, what="--out")
+    target.write_text(text, encoding="utf-8")
+    print(f"exported {len(text):,} characters to {single_line(target)}", file=sys.stderr)
     return EXIT_OK
