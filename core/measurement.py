@@ -10,10 +10,13 @@ what is loaded, intervals and warnings included.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from .fields import Fields
 from .specs import RunConfig
+
+if TYPE_CHECKING:
+    from .samplestore import StoredSamples
 
 #: Percentiles every summary carries, as (session key, quantile).
 PERCENTILES: Tuple[Tuple[str, float], ...] = (
@@ -198,3 +201,6 @@ class ConfigResult:
     warnings: Tuple[str, ...] = ()
     #: Backend facts for this configuration (threads used, device name, ...); JSON values only.
     details: Dict[str, Any] = field(default_factory=dict, hash=False)
+    #: The ``latency`` samples themselves, compactly (``samplestore``), for ``compare``; None
+    #: in sessions from before they were stored.
+    latency_samples: Optional["StoredSamples"] = field(default=None, hash=False)
