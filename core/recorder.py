@@ -10,6 +10,8 @@ from typing import Optional
 
 from .errors import UserError
 from .events import ConfigFinished, Event, ModelLoaded, RunStarted, SearchUpdated
+from .noise import NoiseWatch, with_noise
+from .repro import session_facts, with_cost
 from .session import PathLike, Session, now_iso, save_session
 
 
@@ -18,7 +20,8 @@ class SessionRecorder:
     every finished configuration. A save that fails (a full disk) is kept in ``save_error``
     and tried again after the next configuration: the run goes on."""
 
-    def __init__(self, path: Optional[PathLike] = None, session: Optional[Session] = None):
+    def __init__(self, path: Optional[PathLike] = None, session: Optional[Session] = None, *,
+                 price_per_hour: Optional[float] = None, replay_of: Optional[dict] = None):
         self.path = Path(path).expanduser() if path is not None else None
         self.session = session or Session()
         #: The id of the run being recorded (each ``RunStarted`` begins the next one).
@@ -26,8 +29,15 @@ class SessionRecorder:
         self.save_error: Optional[BaseException] = None
         self._lock = threading.Lock()
         self._closed = False
+        #: Host noise around each configuration (``noise``): its verdict goes in the result.
+        self.noise = NoiseWatch()
+        #: US dollars per hour: each result gets ``details["cost_per_million_usd"]``.
+        self.price_per_hour = price_per_hour
+        #: A replay's original (``repro.Replay.reference()``), for ``host["replay_of"]``.
+        self.replay_of = replay_of
 
     def __call__(self, event: Event) -> None:
+        self.noise(event)
         if isinstance(event, RunStarted):
             self.run_id = self.next_run_id
             self.session.runs.append({"id": self.run_id, "started": now_iso(),
@@ -35,6 +45,10 @@ class SessionRecorder:
                                       "preset": dict(event.plan.preset)})
             self.session.preset = dict(event.plan.preset)
             self.session.host = dict(event.host)
+            try:  # noise notes, reproducibility: never worth a run
+                self.session.host.update(session_facts(event.plan, event.host, self.replay_of))
+            except Exception as exc:
+                self.session.host["reproducibility"] = {"error": str(exc)}
             # Known before loading, so that a run whose every configuration failed still says it.
             self.session.model = {"source": event.plan.model.source, "name": None,
                                   "parameters": None, "size_mb": None}
@@ -42,7 +56,8 @@ class SessionRecorder:
             if self.session.model.get("name") is None:
                 self.session.model = dict(event.model)
         elif isinstance(event, ConfigFinished):
-            result = event.result
+            result = with_cost(with_noise(event.result, self.noise.load(event.index)),
+                               self.price_per_hour)
             if self.run_id is not None:
                 result = replace(result, trial={**(result.trial or {}), "run": self.run_id})
             self.session.results.append(result)

@@ -163,6 +163,13 @@ class Running:
             for level, text in run.apply(event):
                 self.notice(level, text)
             self.sessions.record(event)
+            if isinstance(event, ConfigFinished) and self.sessions.session.results:
+                # What the recorder adds to a result (the host's noise) is a notice too.
+                recorded = self.sessions.session.results[-1]
+                label = recorded.config.label
+                for warning in recorded.warnings:
+                    if warning not in event.result.warnings:
+                        self.notice("warning", f"{label}: {warning}")
             if isinstance(event, ConfigFinished) or (
                     isinstance(event, SearchUpdated) and event.outcome.get("done")):
                 self.sessions.autosave()  # a search's last word comes after its last result
