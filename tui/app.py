@@ -36,6 +36,7 @@ from latency_tui.core.errors import UserError
 
 from . import dialogs, keys, present, searchscreen
 from .commands import PresetCommands, app_commands
+from .export import save_screen
 from .layout import apply_size, change_refresh
 from .live import LiveConfig, shown_after_run
 from .panes import Panes
@@ -289,6 +290,9 @@ class LatencyApp(Running, App[int]):
 
     def action_open(self) -> None:
         dialogs.open_session(self)
+
+    def action_export_screen(self) -> None:
+        save_screen(self, self._data_root() / "exports")
 
     def action_pause(self) -> None:
         self.display_paused = not self.display_paused

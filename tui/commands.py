@@ -25,6 +25,7 @@ def app_commands(app: Any) -> Iterable[SystemCommand]:
         ("Edit the configuration", "Model, device, sweep, duration, warm-up", "edit"),
         ("Save the session", "Write the session to a JSON file", "save"),
         ("Open a session", "View a saved session", "open"),
+        ("Export the screen", "Save what is on screen as an SVG in the exports folder", "export"),
         ("Pause the display", "Freeze the panes; the run goes on", "pause"),
         ("Help", "Every key, and what the panes show", "help"),
         ("Quit", "Quit; during a run, stop it and save what finished first", "quit"),

@@ -1,4 +1,5 @@
-"""A saved session as other tools read it: ``latency-tui export SESSION --format csv|markdown|json``.
+"""A saved session as other tools read it: ``latency-tui export SESSION --format
+csv|markdown|json|svg``, and the TUI's screen as an SVG (``x``).
 
 - ``csv``: NeuronPerf's report columns, in NeuronPerf's order, so that spreadsheets built on
   NeuronPerf's CSV keep working (``throughput_avg`` / ``throughput_peak`` from the per-second
@@ -7,6 +8,11 @@
   figure a session does not have (NeuronPerf's cost, a CPU median) is left empty, never 0.
 - ``markdown``: one table for a pull request.
 - ``json``: the same rows as the CSV, as a list of objects.
+- ``svg``: per configuration, its latency histogram and its timeline (``tui.pictures``).
+
+Like the other formats, an SVG goes to stdout unless ``--out`` names a file. There is no PNG:
+that would need a rasteriser (matplotlib or cairo) this tool does not depend on; any browser
+or ``rsvg-convert`` turns the SVG into one.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from latency_tui.core.api import ConfigResult, Session
@@ -27,7 +35,7 @@ NEURONPERF_COLUMNS = (
     "performance_level", "model_filename", "device_type", "instance_type", "cost_per_1m_inf",
 )
 OWN_COLUMNS = ("status", "error_kind", "latency_ms_p99_9", "samples_per_s", "copy_mode", "run")
-FORMATS = ("csv", "markdown", "json")
+FORMATS = ("csv", "markdown", "json", "svg")
 
 
 def _mean(summary: Dict[str, Any], key: str) -> Optional[float]:
@@ -117,5 +125,45 @@ def to_markdown(session: Session) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_svg(session: Session) -> str:
+    from .pictures import to_svg as draw
+
+    return draw(session)
+
+
 def export(session: Session, fmt: str) -> str:
-    return {"csv": to_csv, "markdown": to_markdown, "json": to_json}[fmt](session)
+    return {"csv": to_csv, "markdown": to_markdown, "json": to_json, "svg": to_svg}[fmt](session)
+
+
+def save_screen(app: Any, directory: Path) -> Optional[Path]:
+    """The TUI's ``x``: what is on screen, as an SVG in ``directory`` (the user data
+    directory's ``exports``), named by the time (``latency-tui-20250101-120000.svg``, then
+    ``-2``, ``-3`` ... within one second). Says where in a toast and in the notices; a folder
+    that cannot be written is an error notice, never a crash."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        svg = app.export_screenshot()
+        for n in range(1, 1000):
+            path = directory / f"latency-tui-{stamp}{'' if n == 1 else f'-{n}'}.svg"
+            try:
+                out = open(path, "x", encoding="utf-8")  # never replaces a file
+            except FileExistsError:
+                continue
+            try:
+                with out:
+                    out.write(svg)
+            except OSError:
+                path.unlink(missing_ok=True)  # no half-written picture left behind
+                raise
+            break
+        else:
+            raise FileExistsError(f"{directory}/latency-tui-{stamp}-*.svg: all taken")
+    except OSError as exc:
+        words = f"could not export the screen to {directory}: {exc.strerror or exc}"
+        app.notice("error", words)
+        app.notify(single_line(words), severity="error", markup=False)
+        return None
+    app.notice("info", f"screen exported to {path}")
+    app.notify(single_line(path), title="Screen exported to", markup=False)
+    return path

@@ -32,6 +32,7 @@ BINDINGS = [
     Binding("p", "pick_preset", "Preset", id="preset"),
     Binding("e", "edit", "Edit", id="edit"),
     Binding("s", "save", "Save", id="save"),
+    Binding("x", "export_screen", "Export the screen (SVG)", id="export", show=False),
     Binding("o", "open", "Open", id="open"),
     Binding("space", "pause", "Pause", id="pause"),
     Binding("question_mark", "help", "Help", id="help", key_display="?"),

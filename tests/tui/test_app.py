@@ -314,12 +314,12 @@ async def test_space_pauses_the_display_not_the_run(make_app):
 
 
 async def test_question_mark_shows_every_key_as_mapped(make_app):
-    app = make_app(keymap={"run": "x"})
+    app = make_app(keymap={"run": "z"})
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         keys = dict((d, k) for k, d in app.screen.keys)
-        assert keys["Run/Stop"] == "x"
+        assert keys["Run/Stop"] == "z"
         for description in ("Batch sweep", "Copies sweep", "Workers sweep", "Preset", "Edit",
                             "Save", "Open", "Pause", "Help", "Quit"):
             assert description in keys
@@ -327,7 +327,7 @@ async def test_question_mark_shows_every_key_as_mapped(make_app):
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("r")  # remapped away
         assert app.starter.handles == []
-        await pilot.press("x")
+        await pilot.press("z")
         await finish_run(pilot)
         assert len(app.starter.handles) == 1
 

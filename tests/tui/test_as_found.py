@@ -238,11 +238,11 @@ async def test_the_legend_shows_only_when_a_visible_figure_is_marked(make_app):
 
 # -- hints name the keys as mapped ------------------------------------------------------------
 async def test_the_idle_histogram_names_the_remapped_run_key(make_app):
-    app = make_app(keymap={"run": "x"})
+    app = make_app(keymap={"run": "z"})
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         message = str(app.query_one("#histogram-message").render())
-        assert "press x to run" in message and "press r" not in message
+        assert "press z to run" in message and "press r" not in message
 
 
 # -- the palette checks like the keys ---------------------------------------------------------

@@ -72,9 +72,9 @@ def test_sound_remappings_pass():
 
 
 def test_between_two_remappings_the_first_keeps_the_key():
-    accepted, problems = refused({"run": "x", "save": "x"})
-    assert accepted == {"run": "x"}
-    assert problems["save"] == 'save = "x": "x" is already Run/Stop\'s key (run)'
+    accepted, problems = refused({"run": "z", "save": "z"})
+    assert accepted == {"run": "z"}
+    assert problems["save"] == 'save = "z": "z" is already Run/Stop\'s key (run)'
 
 
 def test_a_refusal_that_gives_a_default_back_is_checked_again():
@@ -154,17 +154,17 @@ async def test_broken_keys_toml_is_a_notice_with_its_line(make_app, tmp_path):
 
 
 async def test_a_remapped_run_key_shows_in_hints_help_and_palette(make_app):
-    app = make_app(keymap={"run": "x", "help": "h"})
+    app = make_app(keymap={"run": "z", "help": "h"})
     async with app.run_test(size=SIZE) as pilot:
-        assert "x runs it" in header(app) and "r runs" not in header(app)
-        assert any(t.endswith("; x runs it") for t in notices(app, "info"))
-        assert app.active_bindings["x"].binding.action == "toggle_run"
+        assert "z runs it" in header(app) and "r runs" not in header(app)
+        assert any(t.endswith("; z runs it") for t in notices(app, "info"))
+        assert app.active_bindings["z"].binding.action == "toggle_run"
         commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
-        assert commands["Run / stop"].endswith("(key: x)")
+        assert commands["Run / stop"].endswith("(key: z)")
         await pilot.press("h")
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#notes").content)
-        assert "x re-runs the current plan" in text
+        assert "z re-runs the current plan" in text
         assert "Escape, h or q closes this help" in str(
             app.screen.query_one("#close-hint").content)
         await pilot.press("h")  # the help key closes it again
