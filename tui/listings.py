@@ -3,9 +3,9 @@ search's outcome, which ``run`` prints too). Text from files and tools is printe
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
-from ..core.errors import single_line
+from ..core.errors import UserError, single_line
 
 EXIT_OK = 0
 
@@ -87,29 +87,42 @@ def _device_text(device: dict) -> str:
     return ", ".join(words)
 
 
-def show(path: str) -> int:
+def show(paths: Union[str, Sequence[str]], columns: Optional[Sequence[str]] = None) -> int:
+    """``show``: each session's results table (and its searches), in the order given. Every
+    file is read first: one that cannot be read is refused (``UserError`` naming it) before
+    anything is printed."""
     from ..core.api import load_session
-    from .headless import output_console, results_table
+    from .headless import model_title, output_console, results_table
 
-    session = load_session(path)
-    title = f"{session.preset.get('name', '?')}: {session.model.get('source', '?')} ({session.created})"
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    sessions = [(path, load_session(path)) for path in paths]
     console = output_console()
-    console.print(results_table(session.results, title=title))
-    for run in session.runs:
-        if isinstance(run.get("search"), dict):
-            print_search(console, run["search"])
+    for index, (path, session) in enumerate(sessions):
+        if index:
+            console.print()
+        title = f"{path}: {model_title(session.preset.get('name', '?'), session.model)}"
+        if session.created:
+            title += f", {session.created}"
+        console.print(results_table(session.results, title=title, columns=columns))
+        for run in session.runs:
+            if isinstance(run.get("search"), dict):
+                print_search(console, run["search"])
     return EXIT_OK
 
 
-def export(path: str, fmt: str, out: Optional[str]) -> int:
+def export(path: str, fmt: str, out: Optional[str], configs: Optional[tuple] = None) -> int:
     """``export``: the session in ``fmt`` on stdout, or written to ``out`` (only a regular file
-    or a new one, as sessions are)."""
+    or a new one, as sessions are); ``configs`` picks configurations for an SVG."""
     import sys
 
     from ..core.api import check_writable, load_session
     from .export import export as render
+    from .pictures import to_svg
 
-    text = render(load_session(path), fmt)
+    if configs and fmt != "svg":
+        raise UserError("--config: only --format svg picks configurations")
+    session = load_session(path)
+    text = to_svg(session, configs) if configs else render(session, fmt)
     if out is None:
         sys.stdout.write(text)
         return EXIT_OK
