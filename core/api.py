@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .compare import (
+    Bound, Breach, Comparison, Pair, breaches, compare_sessions, config_text, judged_percentiles,
+    parse_bounds, unchecked_bounds,
+)
 from .errors import ConfigurationError, UserError, describe_error
 from .isolation import ISOLATIONS, EngineProcessError, RunHandle, real_stdio, start
 from .models import needs_folder
@@ -25,9 +29,12 @@ from .paths import config_dir, data_dir, safe_name, session_path, sessions_dir
 from .plan import Overrides, build_plan, check_sources, parse_int_list
 from .presets import DEFAULT_PRESET, Preset, list_presets, load_preset, user_preset_dir
 from .recorder import SessionRecorder
+from .repro import Replay, cost_per_million, load_replay
 from .session import Session, check_writable, load_session, save_session, session_target
 from .specs import RunPlan
 from .stats import throughput_avg_peak
+from .trial import check_inputs
+from .bench import Prepared, plan_for, prepare
 from .streams import Block, ConfigStreams, SampleStream
 
 #: The fields a user may override, as in ``Overrides``.
@@ -63,14 +70,17 @@ def plan_with(preset: Preset, overrides: Mapping[str, Any]) -> RunPlan:
 
 
 __all__ = [
+    "Bound", "Breach", "Comparison", "Pair", "breaches", "compare_sessions", "config_text",
+    "judged_percentiles", "parse_bounds", "unchecked_bounds",
     "Block", "ConfigResult", "ConfigStreams", "ConfigurationError", "DEFAULT_PRESET",
     "EngineProcessError", "ISOLATIONS", "LatencySummary", "PERCENTILES", "Monitor", "OVERRIDE_FIELDS",
     "Overrides", "Preset", "Reading", "RunHandle", "RunPlan", "SampleStream", "Session",
     "SessionRecorder", "StaticMonitor", "Throughput", "Timeline", "UserError", "build_plan",
-    "check_available", "describe_devices", "check_sources", "check_writable", "config_dir",
+    "check_available", "check_inputs", "describe_devices", "plan_for", "prepare", "Prepared",
+    "check_sources", "check_writable", "config_dir",
     "data_dir", "default_monitors",
     "describe_error", "list_presets", "needs_folder", "load_preset", "load_session",
     "parse_int_list", "plan_with", "poll_all", "real_stdio", "safe_name", "save_session",
     "session_path", "session_target", "sessions_dir", "start", "throughput_avg_peak",
-    "user_preset_dir",
+    "user_preset_dir", "Replay", "cost_per_million", "load_replay",
 ]

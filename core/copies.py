@@ -74,6 +74,8 @@ class WarmupReport:
     median_ns: Optional[float] = None
     model: Dict[str, Any] = field(default_factory=dict, hash=False)
     device: Dict[str, Any] = field(default_factory=dict, hash=False)
+    #: What the model was fed (``inputs.build_batches``): kind, batch size, distinct batches.
+    inputs: Dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 def failure(exc: BaseException) -> ConfigurationError:
@@ -285,8 +287,7 @@ class ThreadCopy:
         self._prepared = prepared
         self._lanes = [prepared.lane(w) for w in range(job.config.workers_per_copy)]
         if self.source.staged:
-            pre, post = self.source.steps()
-            self._steps = (pre, post, self.source.batch(job.config.batch_size))
+            self._steps = self.source.pipeline(job.config.batch_size)
         columns = 4 if self._steps else (3 if self._lanes[0].device_ns else 2)
         self._end_column = POST_END if self._steps else END
         if job.config.open_loop:  # START, END, [DEVICE,] SCHEDULED: a pipeline is timed whole
@@ -320,6 +321,7 @@ class ThreadCopy:
             stable=tracker.stable, duration_s=tracker.elapsed_s, load_s=load_s, median_ns=median,
             model=loaded.describe() if loaded is not None else {"source": job.model.source},
             device=self.backend.facts().to_dict(),
+            inputs=self.source.input_facts(job.config.batch_size),
         )
 
     def _one_inference(self, lane: Lane):

@@ -40,6 +40,7 @@ from .monitors import Monitor, MonitorSampler, default_monitors
 from .monitors.sampler import utilisation_warnings
 from .openloop import Collector, quick_switching
 from .procs import ProcessCopy, close_copies
+from .samplestore import store_stream
 from .source import ModelSource
 from .specs import RunConfig, RunPlan
 from .stats import throughput
@@ -383,6 +384,7 @@ class Engine:
             if count else None,
             stages=stages,
             timeline=timeline,
+            latency_samples=store_stream(streams.latency),
             utilisation=utilisation,
             warnings=tuple(warnings),
             details={
@@ -397,6 +399,7 @@ class Engine:
                 "compile_s": artifact.compile_s,
                 "artifact": artifact.key,
                 "sample_cap": plan.sample_cap,
+                **({"inputs": first.inputs} if first.inputs else {}),
                 **({"device_memory": device_reports} if any(device_reports) else {}),
                 **monitor_details,
                 **more,

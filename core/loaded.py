@@ -20,11 +20,14 @@ class LoadedModel:
     parameters: Optional[int]
     #: Bytes of parameters and buffers / 1e6.
     size_mb: Optional[float]
-    #: Inputs for batch size 1 (a tuple or dict of tensors), when the source provides them.
+    #: Inputs the source provides: a tuple (positional) or dict (keywords) of tensors of batch
+    #: size 1 (repeated to any batch size), inputs already batched, or any object.
     example_inputs: Any = None
     #: How to synthesise inputs when neither the user nor ``example_inputs`` says.
     default_inputs: Optional[InputSpec] = None
     tokenizer: Any = None
+    #: A function of the batch size that builds a batch, when the source provides one.
+    make_inputs: Optional[Callable[[int], Any]] = None
 
     def describe(self) -> Dict[str, Any]:
         return {

@@ -24,8 +24,9 @@ import itertools
 import os
 import re
 import sys
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
+from . import objects
 from .builtins import DEFAULTS, builtin_options, load_builtin
 from .errors import UserCodeExit, UserError, one_line
 from .loaded import LoadedModel, loaded_module
@@ -65,6 +66,8 @@ def _load(spec: ModelSpec) -> LoadedModel:
 
         module, tokenizer, default_inputs = load_pretrained(source, source[3:], options)
         return loaded_module(module, source, source[3:], None, default_inputs, tokenizer)
+    if objects.is_reference(source):
+        return _load_object(source)
     if source.startswith("torchscript:") or source.endswith(TORCHSCRIPT_SUFFIXES):
         return _load_torchscript(source)
     if ":" not in source:
@@ -92,8 +95,8 @@ def _check(spec: ModelSpec) -> None:
     elif scheme == "hf":
         if rest.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(rest)):
             raise UserError(f"{label}: no such directory {rest}")
-    elif spec.source.endswith(".json"):
-        pass  # a NeuronPerf model index: the Neuron backend reads it
+    elif spec.source.endswith(".json") or objects.is_reference(spec.source):
+        pass  # a NeuronPerf model index (the Neuron backend reads it), or an object
     elif ":" in spec.source and not spec.source.startswith("torchscript:"):
         _resolve_reference(spec.source, label)
     for what, ref in (("model.preprocess", spec.preprocess), ("model.postprocess", spec.postprocess)):
@@ -132,7 +135,11 @@ def load_callable(ref: str, what: str) -> Callable[..., Any]:
     ``what`` names the field in messages (``model.preprocess``).
     """
     label = f"{what} {ref!r}"
-    found = _resolve_reference(ref.strip(), label)
+    if objects.is_reference(ref):
+        found, name = objects.resolve(ref)
+        label = f"{what} {name}"
+    else:
+        found = _resolve_reference(ref.strip(), label)
     if not callable(found):
         raise UserError(f"{label}: {type(found).__name__} object is not callable")
     return found
@@ -166,9 +173,46 @@ def _load_reference(source: str) -> LoadedModel:
     """Load an nn.Module subclass, an nn.Module instance, or a zero-argument factory."""
     label = f"model source {source!r}"
     found = _resolve_reference(source, label)
-    nn = _NotTorch if "torch" not in sys.modules else sys.modules["torch"].nn
+    return load_found(found, source, source.rpartition(":")[2], label)
 
-    attr = source.rpartition(":")[2]
+
+def _load_object(source: str) -> LoadedModel:
+    """A model handed over as a Python object (``objects``), loaded as a reference's would be;
+    a function that takes arguments is the model itself, and a zero-argument one that returns
+    neither a model nor ``(model, inputs)`` is a workload measured as it is, with no inputs."""
+    found, name = objects.resolve(source)
+    label = f"model {name}"
+    if not callable(found) or isinstance(found, type) or _is_module(found):
+        return load_found(found, source, name, label)
+    if _takes_arguments(found):
+        return LoadedModel(module=found, source=source, name=name, parameters=None, size_mb=None)
+    made = _call(found, name, label)
+    if _is_module(made) or (isinstance(made, tuple) and len(made) == 2 and callable(made[0])):
+        return load_found(lambda: made, source, name, label)
+    return LoadedModel(module=found, source=source, name=name, parameters=None, size_mb=None,
+                       example_inputs=())
+
+
+def _is_module(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def _takes_arguments(found: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(found).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: assume it takes inputs
+        return True
+    return any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or
+               (p.default is p.empty and p.kind != p.KEYWORD_ONLY) for p in parameters)
+
+
+def load_found(found: Any, source: str, attr: str, label: str) -> LoadedModel:
+    """What a reference or an object names, loaded: an nn.Module subclass (instantiated), an
+    nn.Module, or a factory returning a model, ``(model, inputs)`` or ``(model, make_inputs)``."""
+    nn = _NotTorch if "torch" not in sys.modules else sys.modules["torch"].nn
     if isinstance(found, type) and issubclass(found, nn.Module):
         return loaded_module(_call(found, attr, label), source, attr, None, None)
     if isinstance(found, nn.Module):
@@ -179,22 +223,25 @@ def _load_reference(source: str) -> LoadedModel:
             "an nn.Module subclass or a factory"
         )
     made = _call(found, attr, label)
-    example = None
+    example = make = None
     if isinstance(made, tuple) and len(made) == 2 and callable(made[0]):
-        made, example = made[0], _example_inputs(made[1], label)
+        made, (example, make) = made[0], example_inputs(made[1])
         nn = _NotTorch if "torch" not in sys.modules else sys.modules["torch"].nn
         if not isinstance(made, nn.Module):
             # A plain callable with its inputs (a Python workload, a compiled function):
             # measured as it is, with no parameters to count.
             return LoadedModel(module=made, source=source, name=attr, parameters=None,
-                               size_mb=None, example_inputs=example)
+                               size_mb=None, example_inputs=example, make_inputs=make)
     nn = _NotTorch if "torch" not in sys.modules else sys.modules["torch"].nn
     if not isinstance(made, nn.Module):
         raise UserError(
-            f"{label}: {attr}() returned a {type(made).__name__}; "
-            "expected an nn.Module, (module, example_inputs) or (callable, example_inputs)"
+            f"{label}: {attr}() returned a {type(made).__name__}; expected an nn.Module, "
+            "(module, inputs) or (module, make_inputs), where make_inputs(batch_size) builds "
+            "a batch"
         )
-    return loaded_module(made, source, attr, example, None)
+    loaded = loaded_module(made, source, attr, example, None)
+    loaded.make_inputs = make
+    return loaded
 
 
 #: What user code may raise here that must not end the tool: sys.exit(). (A KeyboardInterrupt
@@ -215,6 +262,11 @@ class _NotTorch:
 
     class Module:
         pass
+
+
+def resolve_reference(ref: str, label: str) -> Any:
+    """What a ``module:attr`` or ``path/to/file.py:attr`` reference names (imported)."""
+    return _resolve_reference(ref.strip(), label)
 
 
 def _resolve_reference(ref: str, label: str) -> Any:
@@ -287,24 +339,21 @@ def _call(factory: Callable[[], Any], attr: str, label: str) -> Any:
         raise UserError(f"{label}: {attr}() failed: {one_line(exc)}") from exc
 
 
-def _example_inputs(example: Any, label: str) -> Any:
-    """Check a factory's batch-size-1 example inputs; a lone tensor becomes a 1-tuple."""
-    if isinstance(example, (tuple, list)) and not example:  # no inputs: no torch needed
-        return ()
-    import torch
-
-    if isinstance(example, torch.Tensor):
-        return (example,)
-    if isinstance(example, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in example):
-        return tuple(example)
-    if isinstance(example, dict) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in example.items()
-    ):
-        return dict(example)
-    raise UserError(
-        f"{label}: example inputs must be a tensor, a tuple of tensors or a dict of tensors, "
-        f"got {type(example).__name__}"
-    )
+def example_inputs(given: Any) -> Tuple[Any, Optional[Callable[[int], Any]]]:
+    """(example inputs, make_inputs) from what a factory returned beside its model: a function
+    of the batch size that builds a batch, or the inputs themselves (a tensor becomes a
+    1-tuple, a list a tuple; a dict or any other object is kept as it is). Whether they agree
+    with the model is found by the planner's trial call, not guessed here."""
+    if isinstance(given, (tuple, list)):
+        return tuple(given), None
+    if isinstance(given, dict) or given is None:
+        return given, None
+    if callable(given) and not hasattr(given, "shape") and not _is_module(given):
+        return None, given
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(given, torch.Tensor):
+        return (given,), None
+    return given, None
 
 
 # -- shared ----------------------------------------------------------------------------------

@@ -199,7 +199,10 @@ def build_plan(preset: Preset, overrides: Overrides = Overrides()) -> RunPlan:
     search = _search(preset, o)
     if search is not None:
         recorded["search"] = search.to_dict()
-    return RunPlan(name=preset.name, model=model, inputs=preset.inputs, configs=configs,
+    inputs = preset.inputs
+    if inputs.dataset:
+        inputs = replace(inputs, dataset=resolve_source(inputs.dataset, base))
+    return RunPlan(name=preset.name, model=model, inputs=inputs, configs=configs,
                    stop=stop, warmup=warmup, sample_cap=run.sample_cap, preset=recorded, axes=axes,
                    search=search)
 
@@ -312,6 +315,8 @@ def check_model_source(source: str, *, what: str) -> None:
     from .builtins import BUILTINS
 
     scheme, sep, rest = source.partition(":")
+    if scheme == "object":  # a Python object handed over by the API (``objects``)
+        return
     if scheme == "builtin":
         if rest not in BUILTINS:
             raise UserError(f"{what} {source!r}: unknown built-in model (choose from "

@@ -21,7 +21,8 @@ from .fields import MAX_INT
 from .paths import read_regular_file
 from .searchspec import SearchSpec, search_from_table
 from .specs import (
-    ARRIVALS, COPY_MODES, LOAD_MODES, InputSpec, ModelSpec, StopRule, TensorSpec, WarmupPolicy,
+    ARRIVALS, COPY_MODES, LOAD_MODES, ORDERS, PADDINGS, InputSpec, ModelSpec, StopRule, TensorSpec,
+    WarmupPolicy,
 )
 
 if sys.version_info >= (3, 11):
@@ -46,7 +47,7 @@ _SECTIONS = {"name", "description", "model", "inputs", "run", "device", "warmup"
 _RUN_KEYS = {
     "device", "batch_sizes", "copies", "workers", "copy_mode", "threads_per_copy",
     "duration_s", "samples", "sample_cap", "timeout_s", "mode", "rate", "arrivals",
-    "early_stop_pct", "early_stop_min_s", "early_stop_min_samples",
+    "early_stop_pct", "early_stop_min_s", "early_stop_min_samples", "price_per_hour",
 }
 #: The most requests per second an open-loop rate may ask for (a larger one is a typo).
 MAX_RATE = 1e7
@@ -65,6 +66,8 @@ class RunSection:
     mode: str = "closed"
     rates: Tuple[float, ...] = ()
     arrivals: str = "poisson"
+    #: US dollars per hour of the host: results get a cost per million inferences.
+    price_per_hour: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
     model = ModelSpec(source=source, options=dict(options), preprocess=m.string("preprocess"),
                       postprocess=m.string("postprocess"))
 
-    inputs = _parse_inputs(data.get("inputs", {}), where)
+    inputs = _parse_inputs(data.get("inputs", {}), where, path.parent if path else None)
 
     r = _Fields(data.get("run", {}), where, "run")
     r.check_keys(_RUN_KEYS)
@@ -274,6 +277,7 @@ def parse_preset(text: str, *, name: str, path: Optional[Path], origin: str, whe
         threads_per_copy=r.number("threads_per_copy", None, integer=True),
         sample_cap=r.number("sample_cap", 2_000_000, integer=True),
         mode=mode, rates=rates, arrivals=arrivals,
+        price_per_hour=r.number("price_per_hour", None),
     )
     samples = r.number("samples", None, integer=True)
     # Samples alone means "stop after that many": no default duration then.
@@ -359,9 +363,18 @@ def _check_values(value: Any, where: str, path: str, depth: int) -> None:
                         f"(at most {MAX_STRING:,})")
 
 
-def _parse_inputs(table: Any, where: str) -> InputSpec:
+def _parse_inputs(table: Any, where: str, base: Optional[Path]) -> InputSpec:
     f = _Fields(table, where, "inputs")
-    f.check_keys({"tensors", "texts", "max_length", "as_kwargs", "seed"})
+    f.check_keys({"tensors", "texts", "max_length", "as_kwargs", "seed", "padding", "dataset",
+                  "texts_file", "order", "max_batches", "batch_size"})
+    for key, choices in (("padding", PADDINGS), ("order", ORDERS)):
+        if f.string(key, choices[0]) not in choices:
+            raise f.fail(key, f"must be one of {', '.join(choices)}, not {table[key]!r}")
+    texts_file = f.string("texts_file")
+    if texts_file:
+        texts_file = str(Path(texts_file).expanduser())
+        if base is not None and not Path(texts_file).is_absolute():
+            texts_file = str(base / texts_file)
     texts = table.get("texts", [])
     if isinstance(texts, str):
         texts = [texts]
@@ -394,4 +407,8 @@ def _parse_inputs(table: Any, where: str) -> InputSpec:
         tensors=tuple(tensors), texts=tuple(texts),
         max_length=f.number("max_length", 128, integer=True), as_kwargs=as_kwargs,
         seed=f.number("seed", 0, integer=True, allow_zero=True),
+        padding=f.string("padding", "max_length"), order=f.string("order", "cycle"),
+        dataset=f.string("dataset"), texts_file=texts_file,
+        max_batches=f.number("max_batches", 64, integer=True),
+        batch_size=f.number("batch_size", None, integer=True),
     )

@@ -27,6 +27,7 @@ from .measurement import (
     PERCENTILE_KEYS, STATUSES, ConfigResult, LatencySummary, Throughput, Timeline,
 )
 from .paths import read_regular_file
+from .samplestore import StoredSamples
 from .specs import COPY_MODES, RunConfig
 
 SCHEMA = "latency-tui/session"
@@ -72,6 +73,28 @@ class Session:
             "runs": self.runs,
             "results": [result_to_dict(r) for r in self.results],
         }
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        """The session file's text (what ``save_session`` writes)."""
+        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+
+    def table(self) -> List[Dict[str, Any]]:
+        """One plain row per configuration (no pandas needed; ``pandas.DataFrame(rows)``
+        takes it): the configuration, its status, latency in ms and samples/s."""
+        rows = []
+        for result in self.results:
+            config, latency = result.config, result.latency
+            row: Dict[str, Any] = {
+                "device": config.device, "batch_size": config.batch_size,
+                "copies": config.copies, "workers": config.workers_per_copy,
+                "status": result.status, "samples": result.samples}
+            for key in ("mean", "std", "p50", "p90", "p95", "p99", "p99.9", "max"):
+                row[f"{key}_ms"] = latency.values().get(key) if latency else None
+            row["samples_per_s"] = (result.throughput.samples_per_s
+                                    if result.throughput else None)
+            row["error"] = result.error
+            rows.append(row)
+        return rows
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "session") -> "Session":
@@ -127,6 +150,8 @@ def result_to_dict(result: ConfigResult) -> Dict[str, Any]:
         "trial": result.trial,
         "warnings": list(result.warnings),
         "details": result.details,
+        "latency_samples": None if result.latency_samples is None
+        else result.latency_samples.to_dict(),
     }
 
 
@@ -175,6 +200,7 @@ def result_from_dict(f: Fields) -> ConfigResult:
     stages = f.table("stages_ms", {})
     timeline = f.table("timeline", None)
     kind = f.string("error_kind", None)
+    stored = f.table("latency_samples", None)
     return ConfigResult(
         **_common(f),
         error_kind=kind,
@@ -186,6 +212,7 @@ def result_from_dict(f: Fields) -> ConfigResult:
         timeline=Timeline.from_dict(timeline.data, timeline.where) if timeline else None,
         utilisation=_utilisation(f),
         trial=dict(f.table("trial", {}).data),
+        latency_samples=StoredSamples.from_dict(stored.data, stored.where) if stored else None,
     )
 
 

@@ -18,6 +18,9 @@ COPY_MODES = ("thread", "process")
 LOAD_MODES = ("closed", "open")
 #: How open-loop requests arrive: exponential gaps (a Poisson stream) or evenly spaced.
 ARRIVALS = ("poisson", "constant")
+#: How texts are padded, and how a dataset's examples are taken.
+PADDINGS = ("max_length", "longest")
+ORDERS = ("cycle", "sample")
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,32 @@ class InputSpec:
     #: Pass the tensors as keyword arguments (``model(**inputs)``) rather than positionally.
     as_kwargs: bool = False
     seed: int = 0
+    #: How a batch of texts is padded: "max_length" (one shape for every batch, what a Neuron
+    #: model compiled for a shape needs) or "longest" (to the batch's longest text).
+    padding: str = "max_length"
+    #: Inputs as given, not described: a reference to a value the model is called with, or to a
+    #: function of the batch size that builds it (``object:N`` from the Python API,
+    #: ``module:attr`` or ``path/file.py:attr``).
+    provider: Optional[str] = None
+    #: A reference (as ``provider``) to a dataset: a sequence or ``torch.utils.data.Dataset``
+    #: of single examples, collated into batches and cycled per inference.
+    dataset: Optional[str] = None
+    #: A file of texts, one per line, cycled per inference (a text model's dataset).
+    texts_file: Optional[str] = None
+    #: How a dataset's examples are taken: "cycle" (in order) or "sample" (seeded, at random).
+    order: str = "cycle"
+    #: The most distinct batches built per configuration, all placed on the device before
+    #: timing and cycled per inference.
+    max_batches: int = 64
+    #: The batch size of inputs that are already batched (the plan then runs only that), when
+    #: it cannot be read from their leading dimension; also what a model that takes no inputs
+    #: processes per call, when the user says so.
+    batch_size: Optional[int] = None
 
     @property
     def is_empty(self) -> bool:
-        return not self.tensors and not self.texts
+        return not self.tensors and not self.texts and not self.provider and \
+            not self.dataset and not self.texts_file
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def test_interrupt_keeps_the_configuration_in_progress_as_cancelled(tmp_path, co
     session = tmp_path / "s.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "latency_tui.tui", "run", "--model", f"{WORKLOADS}:slow_factory",
-         "--batch-sizes", "1,2", "--copy-mode", copy_mode, "--copies", "2" if copy_mode == "process" else "1",
+         "--workers", "1,2", "--copy-mode", copy_mode, "--copies", "2" if copy_mode == "process" else "1",
          "--duration", "60", "--json", str(session)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )

@@ -250,3 +250,22 @@ def test_the_generic_api_is_used_where_torch_has_it():
 
     assert Accel(torch).generic == all(hasattr(torch, n) for n in ("Stream", "Event",
                                                                    "accelerator"))
+
+
+def test_inputs_of_any_shape_are_placed_field_by_field():
+    # A dataclass input (the tabular blog's) must reach the GPU whole, not stay on the host.
+    import dataclasses
+
+    torch = pytest.importorskip("torch")
+    from latency_tui.core.backends.cuda import to_device
+
+    @dataclasses.dataclass
+    class Rows:
+        ids: object
+        values: object
+        label: str = "rows"
+
+    placed = to_device([Rows(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 4))],
+                       torch.device("cpu"), torch.float16)
+    assert placed[0].ids.dtype == torch.long and placed[0].values.dtype == torch.float16
+    assert placed[0].label == "rows"

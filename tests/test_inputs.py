@@ -187,9 +187,11 @@ def test_example_at_batch_size_one_is_used_as_is():
     assert tensor is example[0]
 
 
-def test_example_without_a_batch_of_one_cannot_be_repeated():
+def test_example_already_batched_runs_at_its_own_batch_size_only():
+    # Inputs of batch 2 run as batch 2; at 4 they would be mislabelled, so 4 is refused.
     example = (torch.zeros(2, 3),)
-    with pytest.raises(UserError, match=r"'test:model': example inputs must have batch size 1"):
+    assert build_inputs(loaded_model(example_inputs=example), InputSpec(), 2)[0].shape == (2, 3)
+    with pytest.raises(UserError, match=r"one batch of 2 .*batch size 4 cannot be run"):
         build_inputs(loaded_model(example_inputs=example), InputSpec(), 4)
 
 

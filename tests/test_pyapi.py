@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -308,3 +309,24 @@ def test_importing_the_package_imports_neither_torch_nor_textual():
     code = ("import sys, latency_tui; assert callable(latency_tui.benchmark); "
             "assert 'torch' not in sys.modules and 'textual' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_the_readmes_example_runs_as_it_is(tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "bench.py").write_text(code.replace("duration=2", "duration=0.3"),
+                                       encoding="utf-8")
+    done = subprocess.run([sys.executable, "bench.py"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["1", "64"]
+    assert load_session(tmp_path / "tabular.json").results[1].config.batch_size == 64
+
+
+def test_a_dataclass_inside_the_arguments_tuple_still_says_its_batch_size():
+    # Found through the pytest fixture: latency(model, rows) passes (rows,), one level deeper.
+    model = Tabular()
+    (result,) = latency_tui.benchmark(model, (generate_data(16),), **QUICK).results
+    assert result.config.batch_size == 16 and set(model.rows) == {16}

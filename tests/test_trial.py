@@ -211,3 +211,17 @@ def test_texts_without_a_tokenizer_are_refused():
                          size_mb=None)
     with pytest.raises(UserError, match="inputs.texts needs a model with a tokenizer"):
         build_inputs(loaded, InputSpec(texts=("hi",)), 1)
+
+
+def test_a_model_failing_at_the_trial_call_is_named_and_its_message_shown_as_text(tmp_path,
+                                                                                   capsys):
+    source = tmp_path / "bad.py"
+    source.write_text("def make():\n    def infer():\n        raise RuntimeError("
+                      "'cannot open [/data] \\x1b[2J [bold red]')\n    return infer, ()\n",
+                      encoding="utf-8")
+    target = tmp_path / "s.json"
+    assert run("--model", f"{source}:make", "--json", str(target)) == 2
+    err = capsys.readouterr().err
+    assert "the model make (make.<locals>.infer), called with no arguments, failed: " \
+           "RuntimeError: cannot open [/data]" in err
+    assert "\x1b" not in err and not target.exists()

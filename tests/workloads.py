@@ -40,8 +40,10 @@ def count_calls(_output=None):
     return sum(range(50))
 
 
-def preprocess(raw):
-    return raw
+def preprocess(*inputs):
+    """A preprocess step: takes the inputs as the model would (NeuronPerf's convention: a tuple
+    spread) and hands them on as a tuple."""
+    return inputs
 
 
 def dies_after_a_while():
@@ -117,9 +119,14 @@ def parses_the_command_line():
 
 
 def fails_with_markup():
-    """A model whose error message holds Rich markup and a terminal escape sequence."""
+    """A model whose error message holds Rich markup and a terminal escape sequence; its first
+    call (the planner's trial call) succeeds, so that the run's configurations fail."""
+    calls = [0]
+
     def infer():
-        raise RuntimeError("cannot open [/data/models] \x1b[2J\x1b]0;pwned\x07 [bold red]")
+        calls[0] += 1
+        if calls[0] > 1:
+            raise RuntimeError("cannot open [/data/models] \x1b[2J\x1b]0;pwned\x07 [bold red]")
 
     return infer, ()
 

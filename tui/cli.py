@@ -84,6 +84,25 @@ def _int_list(what: str):
     return parse
 
 
+def _columns(text: str):
+    """``--columns p50,p99``: the results table's columns (``headless.parse_columns``)."""
+    from .headless import parse_columns
+
+    try:
+        return parse_columns(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+#: The names are spelled out here so that --help needs no table code; test_tables checks them.
+COLUMNS_OPTION = dict(
+    type=_columns, metavar="NAME,...",
+    help="the results table's columns, comma-separated: config (batch, copies x workers), device, "
+         "batch, copies, workers, rate, inf/s, samples/s, p50, p90, p95, p99, p99.9, mean (mean "
+         "+- std), min, max, inferences, status (latencies in ms); default batch, copies, "
+         "workers, inf/s, samples/s, p50, p95, p99, mean, status (and rate in open loop)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latency-tui",
@@ -153,18 +172,42 @@ def build_parser() -> argparse.ArgumentParser:
                           "where the backend reports it, CUDA; elsewhere a trial is uncertain)")
     run.add_argument("--json", metavar="PATH", help="where to write the session "
                      "(default: a new file in the user data directory)")
+    run.add_argument("--price-per-hour", type=_positive_float("--price-per-hour"), metavar="USD",
+                     help="the host's price per hour in US dollars: each configuration's cost "
+                          "per million inferences (samples), as NeuronPerf reported it")
+    run.add_argument("--replay", metavar="SESSION.json",
+                     help="run again what a saved session's last run measured (model, inputs, "
+                          "device, sweep, stop rule, warm-up); --duration, --samples, "
+                          "--warmup-max, --timeout, --first-timeout, --early-stop, --json and "
+                          "--price-per-hour may change it, flags that change the "
+                          "configurations are refused")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--columns", **COLUMNS_OPTION)
 
     sub.add_parser("presets", help="list the presets (built-in and user)")
     devices = sub.add_parser("devices", help="list the devices this host can run, and why not")
     devices.add_argument("--json", action="store_true", help="as JSON")
-    show = sub.add_parser("show", help="print the results table of a saved session")
-    show.add_argument("session", metavar="SESSION.json")
+    show = sub.add_parser("show", help="print the results table of saved sessions, one table "
+                                       "each", description="Print each saved session's results "
+                                       "table (and its searches); every file is read before "
+                                       "anything is printed.")
+    show.add_argument("session", metavar="SESSION.json", nargs="+")
+    show.add_argument("--columns", **COLUMNS_OPTION)
     export = sub.add_parser("export", help="a saved session as CSV (NeuronPerf's columns), "
-                                           "Markdown or JSON rows")
+                                           "Markdown, JSON rows or an SVG picture")
     export.add_argument("session", metavar="SESSION.json")
-    export.add_argument("--format", choices=("csv", "markdown", "json"), default="csv")
+    export.add_argument("--format", choices=("csv", "markdown", "json", "svg"), default="csv")
+    export.add_argument("--config", type=_int_list("--config"), metavar="N[,N...]",
+                        help="svg: only these configurations (1-based, as in the table)")
     export.add_argument("--out", metavar="PATH", help="write there instead of to stdout")
+    compare = sub.add_parser("compare", help="compare sessions with a baseline (the first): "
+                             "differences, a verdict per configuration, an exit code for CI")
+    compare.add_argument("sessions", nargs="+", metavar="SESSION.json")
+    compare.add_argument("--fail-on", action="append", default=[], metavar="METRIC:PCT%",
+                         help="exit 1 when METRIC (p50, p90, p95, p99, p99.9, throughput) is "
+                              "significantly worse by more than PCT (p99:+5%%, throughput:-3%%)")
+    compare.add_argument("--allow-noisy", action="store_true", help="judge noisy measurements")
+    compare.add_argument("--json", action="store_true", help="as JSON")
     return parser
 
 
@@ -173,6 +216,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return _run(args)
+        if args.command == "compare":
+            from .compare import compare
+
+            return compare(args.sessions, args.fail_on, args.allow_noisy, args.json)
         if args.command in ("presets", "devices", "show", "export"):
             from . import listings
 
@@ -181,8 +228,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.command == "devices":
                 return listings.devices(args.json)
             if args.command == "export":
-                return listings.export(args.session, args.format, args.out)
-            return listings.show(args.session)
+                return listings.export(args.session, args.format, args.out, args.config)
+            return listings.show(args.session, args.columns)
         return _tui(args.preset)
     except UserError as exc:
         print(f"latency-tui: error: {single_line(exc, 2000)}", file=sys.stderr)
@@ -224,7 +271,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.json is not None and not args.json.strip():
         raise UserError("--json: must not be empty")
-    preset = api.load_preset(args.run_preset or args.preset or api.DEFAULT_PRESET)
+    # --replay: the plan a session recorded (api.load_replay refuses flags that would change it).
+    replay = api.load_replay(args.replay, vars(args)) if args.replay else None
+    preset = replay.preset if replay else api.load_preset(
+        args.run_preset or args.preset or api.DEFAULT_PRESET)
     model = preset.model
     # `--model mymodule:make` from the folder that holds mymodule.py, as python -m would, but
     # only then, and after site-packages: a stray torch.py here must not run in its place.
@@ -243,9 +293,13 @@ def _run(args: argparse.Namespace) -> int:
     api.check_sources(plan)
     api.check_available(plan)
     path = api.check_writable(args.json) if args.json else new_session_path(plan.name)
-    recorder = api.SessionRecorder(path)
     log = _output_log()
     logged = log.stat().st_size if log is not None and log.is_file() else 0
+    with user_output_to(log):  # the trial call: what the model prints goes to the log
+        plan = api.check_inputs(plan, batch_sizes_given=args.batch_sizes is not None)
+    price = args.price_per_hour or preset.run.price_per_hour or (replay and replay.price_per_hour)
+    recorder = api.SessionRecorder(path, price_per_hour=price,
+                                   replay_of=replay.reference() if replay else None)
     previous = {sig: signal.signal(sig, _raise_signalled)
                 for sig in (signal.SIGTERM, signal.SIGHUP)}
     interrupted = 0
@@ -284,7 +338,8 @@ def _run(args: argparse.Namespace) -> int:
              f"see {log}")
     if handle.error is not None:
         raise handle.error
-    return _report(plan, recorder, path, interrupted, searches[-1] if searches else None)
+    return _report(plan, recorder, path, interrupted, searches[-1] if searches else None,
+                   columns=args.columns)
 
 
 def _output_log() -> Optional[Path]:
@@ -298,18 +353,19 @@ def _output_log() -> Optional[Path]:
 
 
 def _report(plan: Any, recorder: Any, path: Path, interrupted: int,
-            outcome: Optional[dict] = None) -> int:
+            outcome: Optional[dict] = None, columns: Optional[Sequence[str]] = None) -> int:
     """The results table (and a search's answer) on stdout, the rest on stderr; a terminal gone
     with SIGHUP is no reason to fail: the session is already written. A search's failed trials
     are what it learns from (the batch that no longer fits): it fails when it finds nothing."""
     from rich.text import Text
 
-    from .headless import output_console, results_table
+    from .headless import model_title, output_console, results_table
 
     results = recorder.session.results
     try:
         console = output_console()
-        console.print(results_table(results, title=f"{plan.name}: {plan.model.source}"))
+        title = model_title(plan.name, recorder.session.model, plan.model.source)
+        console.print(results_table(results, title=title, columns=columns))
         if outcome is not None:
             from .listings import print_search
 
@@ -318,6 +374,10 @@ def _report(plan: Any, recorder: Any, path: Path, interrupted: int,
             for warning in (*result.warnings, *(result.latency.warnings if result.latency else ())):
                 console.print(Text(f"! {result.config.label}: {single_line(warning, 2000)}"),
                               soft_wrap=True)
+        from .headless import noise_notices  # noise verdicts, cost, a replay's comparison
+
+        for line in noise_notices(recorder.session, path):
+            console.print(Text(line), soft_wrap=True)
     except OSError:
         pass
     if recorder.save_error is not None:

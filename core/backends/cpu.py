@@ -10,21 +10,48 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import sys
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Mapping, Optional, Sequence
 
 from ..host import cpu_model
 from .base import Artifact, Backend, DeviceFacts, Lane, PreparedModel
 
 
 def call_with(model: Callable[..., Any], inputs: Any) -> Callable[[], Any]:
-    """A zero-argument callable running ``model`` on ``inputs`` (tuple, dict or one object)."""
-    if isinstance(inputs, dict):
+    """A zero-argument callable running ``model`` on ``inputs``: the calling convention, as
+    NeuronPerf's: a tuple (or list) is spread as positional arguments, a mapping (a dict, a
+    tokenizer's BatchEncoding) as keywords, anything else is the one argument."""
+    if isinstance(inputs, Mapping):
         return functools.partial(model, **inputs)
     if isinstance(inputs, (tuple, list)):
         return functools.partial(model, *inputs)
     return functools.partial(model, inputs)
+
+
+def spread(step: Callable[..., Any]) -> Callable[[Any], Any]:
+    """``step`` called on inputs by ``call_with``'s convention (a preprocess step takes the
+    inputs as the model would)."""
+    def call(inputs: Any) -> Any:
+        if isinstance(inputs, Mapping):
+            return step(**inputs)
+        if isinstance(inputs, (tuple, list)):
+            return step(*inputs)
+        return step(inputs)
+    return call
+
+
+def cycling(calls: Sequence[Callable[[], Any]]) -> Callable[[], Any]:
+    """One call when there is one; else a call that runs the next of ``calls`` each time
+    (a dataset's batches, all placed before timing), without allocating per call."""
+    if len(calls) == 1:
+        return calls[0]
+    turn = itertools.cycle(calls).__next__
+
+    def next_call() -> Any:
+        return turn()()
+    return next_call
 
 
 def inference_context() -> ContextManager[Any]:
@@ -34,15 +61,19 @@ def inference_context() -> ContextManager[Any]:
 
 
 class CpuPrepared(PreparedModel):
+    """``inputs`` is one call's inputs, or a list of distinct ones (a dataset's batches)
+    cycled per inference."""
+
     def __init__(self, model: Callable[..., Any], inputs: Any) -> None:
         self.model = model
-        self.inputs = inputs
+        self.batches = inputs if isinstance(inputs, list) else [inputs]
+        self.inputs = self.batches[0]
 
     def lane(self, worker: int) -> Lane:
         # A partial, not a method: the timing loop then calls it directly, one Python frame
         # fewer per sample.
-        return Lane(call_with(self.model, self.inputs), infer_on=self.infer_on,
-                    context=inference_context)
+        calls = [call_with(self.model, batch) for batch in self.batches]
+        return Lane(cycling(calls), infer_on=self.infer_on, context=inference_context)
 
     def infer_on(self, inputs: Any) -> Any:
         return call_with(self.model, inputs)()
@@ -71,7 +102,7 @@ class CpuBackend(Backend):
              threads: Optional[int]) -> PreparedModel:
         module = source.module_for_copy(copy_index)
         set_threads(threads)
-        return CpuPrepared(module, source.batch(artifact.batch_size))
+        return CpuPrepared(module, source.batches(artifact.batch_size))
 
 
 def set_threads(threads: Optional[int]) -> None:

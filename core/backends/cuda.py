@@ -26,6 +26,7 @@ Nothing here runs without a GPU; what runs on one is listed in docs/gpu-validati
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import time
@@ -34,7 +35,7 @@ from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional
 from ..errors import ConfigurationError
 from .accel import Accel
 from .base import Artifact, Backend, DeviceFacts, Lane, Option, PreparedModel
-from .cpu import call_with
+from .cpu import call_with, cycling
 
 REMAPPED = "LATENCY_TUI_CUDA_REMAPPED"
 COMPILE_MODES = ("eager", "trace", "compile", "graph")
@@ -113,7 +114,8 @@ class StreamPrepared(PreparedModel):
 
     def __init__(self, module: Callable[..., Any], inputs: Any, device: Any, accel: Accel,
                  options: Mapping[str, Any]) -> None:
-        self.module, self.inputs, self.device, self.accel = module, inputs, device, accel
+        self.batches = inputs if isinstance(inputs, list) else [inputs]
+        self.module, self.inputs, self.device, self.accel = module, self.batches[0], device, accel
         self.options = options
         accel.reset_peak(device)
 
@@ -138,9 +140,10 @@ class StreamPrepared(PreparedModel):
         stream = accel.stream(self.device)
         start, end = accel.event(self.device), accel.event(self.device)
         context = self._context(stream)
-        call = call_with(self.module, self.inputs)
-        if self.options.get("compile") == "graph":
-            call = self._capture(call, stream, context)
+        if self.options.get("compile") == "graph":  # a graph replays one batch's buffers
+            call = self._capture(call_with(self.module, self.inputs), stream, context)
+        else:
+            call = cycling([call_with(self.module, batch) for batch in self.batches])
 
         def infer() -> None:
             start.record(stream)
@@ -175,7 +178,7 @@ class StreamPrepared(PreparedModel):
         return {key: round(value, 1) for key, value in self.accel.memory(self.device).items()}
 
     def close(self) -> None:
-        self.module = self.inputs = None
+        self.module = self.inputs = self.batches = None
         self.accel.empty_cache()
 
 
@@ -300,6 +303,8 @@ class CudaBackend(Backend):
                 module = module.to(dtype)
             if layout is not None:
                 module = module.to(memory_format=layout)
+        if isinstance(inputs, list):  # a dataset's distinct batches: every one placed now
+            return module, [to_device(b, device, dtype if cast else None, layout) for b in inputs]
         placed = to_device(inputs, device, dtype if cast else None, layout)
         return module, placed
 
@@ -311,7 +316,7 @@ class CudaBackend(Backend):
             module: Any = torch.jit.load(artifact.path, map_location=device)
         else:
             module = source.module_for_copy(copy_index)
-        module, inputs = self._placed(module, source.batch(artifact.batch_size), device)
+        module, inputs = self._placed(module, source.batches(artifact.batch_size), device)
         if hasattr(module, "eval"):
             module.eval()
         if self.options.get("compile") == "compile":
@@ -321,12 +326,17 @@ class CudaBackend(Backend):
 
 
 def to_device(inputs: Any, device: Any, dtype: Any = None, layout: Any = None) -> Any:
-    """Inputs (a tensor, tuple, list or dict of them) on ``device``; floating tensors cast to
-    ``dtype`` and 4-D ones put in ``layout`` when given. Anything else passes through."""
+    """Inputs (a tensor; a tuple, list, dict or dataclass of them) on ``device``; floating
+    tensors cast to ``dtype`` and 4-D ones put in ``layout`` when given. Anything else passes
+    through."""
     if isinstance(inputs, dict):
         return {k: to_device(v, device, dtype, layout) for k, v in inputs.items()}
     if isinstance(inputs, (tuple, list)):
         return type(inputs)(to_device(v, device, dtype, layout) for v in inputs)
+    if dataclasses.is_dataclass(inputs) and not isinstance(inputs, type):
+        return dataclasses.replace(inputs, **{
+            f.name: to_device(getattr(inputs, f.name), device, dtype, layout)
+            for f in dataclasses.fields(inputs) if f.init})
     if not hasattr(inputs, "to") or not hasattr(inputs, "dim"):
         return inputs
     out = inputs.to(device)

@@ -330,7 +330,7 @@ class NeuronBackend(Backend):
             module = torch.jit.load(artifact.path)
         except Exception as exc:
             raise ConfigurationError(_load_failure(exc, api), "error") from exc
-        return CpuPrepared(module, source.batch(artifact.batch_size))
+        return CpuPrepared(module, source.batches(artifact.batch_size))
 
     def _load_native(self, source: Any, batch_size: int, torch: Any) -> PreparedModel:
         __import__("torch_neuronx")
