@@ -49,7 +49,8 @@ async def test_the_palette_offers_only_the_apps_commands(make_app):
         titles = [c.title for c in commands]  # not Textual's Keys, Maximize, Screenshot, Theme
         assert titles == ["Run / stop", "Batch-size sweep", "Copies sweep", "Workers sweep",
                           "Pick a preset", "Edit the configuration", "Save the session",
-                          "Open a session", "Pause the display", "Help", "Quit"]
+                          "Open a session", "Export the screen", "Pause the display", "Help",
+                          "Quit"]
         commands[titles.index("Help")].callback()
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
