@@ -4,12 +4,18 @@ Each line names a session (file name), when it was made, how many configurations
 how they ended ("4 ok", "3 ok, 1 failed"); lines never wrap (a long name is cut with an
 ellipsis). It lists the recent sessions and the sessions folder at first; any folder typed in
 the field (Enter) lists that folder's sessions instead, and a file typed is opened as it is.
+
+In the list, space marks (or unmarks) the highlighted session to compare, and ``c`` compares the
+marked ones side by side (``comparescreen``): the first marked is the baseline. Each marked line
+starts with its place in that order; marks stay while another folder is listed, so that
+sessions of two folders can be compared. Fewer than two marked, or a marked file that cannot be
+read, is said under the field (and in the notices), naming the file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from rich.text import Text
 from textual import on
@@ -23,6 +29,8 @@ from textual.widgets.option_list import Option
 from latency_tui.core.api import load_session
 from latency_tui.core.errors import UserError, printable, single_line
 
+from .comparemodel import load_marked
+from .comparescreen import CompareScreen
 from .planstate import tui_words
 from .screens import modal_css
 
@@ -60,12 +68,15 @@ def describe(path: Path) -> Tuple[str, str, str, str]:
     return name, created, f"{n} config{'s' if n != 1 else ''}", single_line(status)
 
 
-def line(path: Path) -> Text:
-    """One line of the list, never wrapped."""
-    name, created, configs, status = describe(path)
+def line(path: Path, mark: int = 0, facts: Optional[Tuple[str, str, str, str]] = None) -> Text:
+    """One line of the list, never wrapped; ``mark`` is its place among the sessions marked to
+    compare (0: not marked); ``facts`` what ``describe`` said of it (read when not given)."""
+    name, created, configs, status = facts if facts is not None else describe(path)
     if len(name) > NAME_WIDTH:
         name = name[:NAME_WIDTH - 1] + "…"
     text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(str(mark) if mark else " ", "bold reverse" if mark else "")
+    text.append(" ")
     text.append(f"{name:<{NAME_WIDTH}}", "bold")
     text.append(f"  {created:<16}  {configs:>10}  ")
     text.append(status, "red" if "failed" in status or status == "not a session" else "")
@@ -79,8 +90,15 @@ class SessionBrowser(ModalScreen[Optional[str]]):
     SessionBrowser > Vertical { width: 90; }
     SessionBrowser OptionList { height: auto; max-height: 12; margin-top: 1; }
     SessionBrowser OptionList { text-wrap: nowrap; text-overflow: ellipsis; }
+    SessionBrowser #marked { display: none; }
+    SessionBrowser.-marked #marked { display: block; }
+    SessionBrowser.-marked OptionList { max-height: 11; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("space", "mark", "Mark to compare"),
+        Binding("c", "compare", "Compare the marked"),
+    ]
 
     def __init__(self, folder: Path, recent: Sequence[str], default: str,
                  check: Callable[[str], Optional[str]]) -> None:
@@ -91,6 +109,10 @@ class SessionBrowser(ModalScreen[Optional[str]]):
         self.check = check
         #: The files the list shows, in its order.
         self.paths: List[Path] = []
+        #: The sessions marked to compare, in the order marked (the first is the baseline).
+        self.marked: List[Path] = []
+        #: What each file listed holds (``describe``), read once: marking redraws the lines.
+        self.facts: Dict[Path, Tuple[str, str, str, str]] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -99,8 +121,10 @@ class SessionBrowser(ModalScreen[Optional[str]]):
             yield Label("", id="error", classes="problem")
             yield Label("", id="where", classes="hint")
             yield OptionList(id="sessions")
-            yield Label("Enter opens the file typed, or lists the folder typed · Tab, then "
-                        "Enter picks from the list · Escape cancels", classes="hint")
+            yield Label("", id="marked", classes="hint")
+            yield Label("Enter opens the file typed, or lists the folder typed · Tab to the "
+                        "list: Enter opens, space marks to compare, c compares the marked · "
+                        "Escape cancels", classes="hint")
 
     def on_mount(self) -> None:
         files = list(dict.fromkeys(self.recent + session_files(self.folder)))
@@ -111,7 +135,8 @@ class SessionBrowser(ModalScreen[Optional[str]]):
         self.paths = list(files)
         options = self.query_one("#sessions", OptionList)
         options.clear_options()
-        options.add_options([Option(line(p), id=str(i)) for i, p in enumerate(self.paths)])
+        self.facts = {p: describe(p) for p in self.paths}
+        options.add_options([Option(self._line(p), id=str(i)) for i, p in enumerate(self.paths)])
         where = single_line(where, 60)
         self.query_one("#where", Label).update(Text(
             f"{len(self.paths)} session file{'s' if len(self.paths) != 1 else ''} in {where}"
@@ -143,3 +168,48 @@ class SessionBrowser(ModalScreen[Optional[str]]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    # -- marking sessions to compare ----------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> Optional[bool]:
+        """Space and c act on the list: in the field they are what is typed."""
+        if action in ("mark", "compare"):
+            return isinstance(self.focused, OptionList)
+        return True
+
+    def mark_of(self, path: Path) -> int:
+        return self.marked.index(path) + 1 if path in self.marked else 0
+
+    def _line(self, path: Path) -> Text:
+        return line(path, self.mark_of(path), self.facts.get(path))
+
+    def action_mark(self) -> None:
+        """Mark the highlighted session to compare, or unmark it."""
+        options = self.query_one("#sessions", OptionList)
+        index = options.highlighted
+        if index is None or not 0 <= index < len(self.paths):
+            return
+        path = self.paths[index]
+        if path in self.marked:
+            self.marked.remove(path)
+        else:
+            self.marked.append(path)
+        self.query_one("#error", Label).update("")
+        for i, shown in enumerate(self.paths):  # the places after it move up
+            options.replace_option_prompt_at_index(i, self._line(shown))
+        names = ", ".join(f"{i} {single_line(p.name, 40)}" for i, p in enumerate(self.marked, 1))
+        self.query_one("#marked", Label).update(Text(
+            f"marked to compare: {names} (1 is the baseline) · c compares", no_wrap=True,
+            overflow="ellipsis"))
+        self.set_class(bool(self.marked), "-marked")
+
+    def action_compare(self) -> None:
+        """The marked sessions side by side; a problem is said under the field instead."""
+        sessions, problem = load_marked(self.marked)
+        if problem:
+            self.query_one("#error", Label).update(Text(printable(tui_words(problem))))
+            notice = getattr(self.app, "notice", None)
+            if notice is not None:
+                notice("warning" if len(self.marked) < 2 else "error", problem)
+            return
+        self.query_one("#error", Label).update("")
+        self.app.push_screen(CompareScreen(sessions))
