@@ -23,6 +23,7 @@ from .compare import (
 from .errors import ConfigurationError, UserError, describe_error
 from .isolation import ISOLATIONS, EngineProcessError, RunHandle, real_stdio, start
 from .models import needs_folder
+from .pbimport import BenchmarkFile, compare_baseline, load_any, load_compared, parse_pairs
 from .measurement import PERCENTILES, ConfigResult, LatencySummary, Throughput, Timeline
 from .monitors import Monitor, Reading, StaticMonitor, default_monitors, poll_all
 from .paths import config_dir, data_dir, safe_name, session_path, sessions_dir
@@ -72,6 +73,7 @@ def plan_with(preset: Preset, overrides: Mapping[str, Any]) -> RunPlan:
 __all__ = [
     "Bound", "Breach", "Comparison", "Pair", "breaches", "compare_sessions", "config_text",
     "judged_percentiles", "parse_bounds", "unchecked_bounds",
+    "BenchmarkFile", "compare_baseline", "load_any", "load_compared", "parse_pairs",
     "Block", "ConfigResult", "ConfigStreams", "ConfigurationError", "DEFAULT_PRESET",
     "EngineProcessError", "ISOLATIONS", "LatencySummary", "PERCENTILES", "Monitor", "OVERRIDE_FIELDS",
     "Overrides", "Preset", "Reading", "RunHandle", "RunPlan", "SampleStream", "Session",

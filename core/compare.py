@@ -24,7 +24,8 @@ The verdict of a pair comes from its latency percentiles: "slower" when one is s
 higher, "faster" when one is significantly lower and none higher, else "no significant change";
 "noisy: not judged" when either side's ``details["noise"]`` says noisy (unless noise is allowed),
 "no samples stored" for sessions from before samples were stored, "not comparable" when either
-side did not finish. A bound (``--fail-on p99:+5%``) is breached by a judged pair whose point
+side did not finish. A pytest-benchmark baseline is converted to results first (``pbimport``).
+A bound (``--fail-on p99:+5%``) is breached by a judged pair whose point
 estimate is beyond the bound **and** whose change is significant in that direction.
 """
 
@@ -51,6 +52,7 @@ MIN_SECONDS = 5
 METRICS = PERCENTILE_KEYS + ("throughput",)
 SLOWER, FASTER, SAME = "slower", "faster", "no significant change"
 NOISY, NO_SAMPLES, NOT_COMPARABLE = "noisy: not judged", "no samples stored", "not comparable"
+NO_SAMPLES_REASON = "a session without stored samples: the summaries are compared, untested"
 #: A difference's ``change``: significantly higher, lower, neither, or not tested.
 HIGHER, LOWER, UNCHANGED, UNTESTED = "higher", "lower", "unchanged", "untested"
 _QUANTILE = dict(PERCENTILES)
@@ -145,9 +147,13 @@ class Pair:
         return next((d for d in self.differences if d.metric == metric), None)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"config": config_text(self.config), "verdict": self.verdict,
-                "reasons": list(self.reasons),
-                "differences": {d.metric: d.to_dict() for d in self.differences}}
+        out = {"config": config_text(self.config), "verdict": self.verdict,
+               "reasons": list(self.reasons),
+               "differences": {d.metric: d.to_dict() for d in self.differences}}
+        imported = self.baseline.details.get("pytest-benchmark")
+        if isinstance(imported, dict):  # a pytest-benchmark baseline (``pbimport``)
+            out["baseline_benchmark"] = imported.get("fullname")
+        return out
 
 
 @dataclass(frozen=True)
@@ -241,8 +247,7 @@ def compare_results(a: ConfigResult, b: ConfigResult, *, percentiles: Sequence[s
     if reasons and not allow_noisy:
         verdict = NOISY
     elif not stored:
-        verdict, reasons = NO_SAMPLES, reasons + ["a session without stored samples: the "
-                                                  "summaries are compared, untested"]
+        verdict, reasons = NO_SAMPLES, reasons + [NO_SAMPLES_REASON]
     elif all(d.change == UNTESTED for d in latency):
         verdict = NOT_COMPARABLE
         reasons.append("too few samples to test " + ", ".join(percentiles))
@@ -273,7 +278,8 @@ def percentile_difference(a: ConfigResult, b: ConfigResult, key: str, confidence
                           resamples: int, rng: np.random.Generator, stored: bool = True
                           ) -> Difference:
     """One latency percentile (ms) of both results, tested on their stored samples."""
-    base, other = a.latency[key], b.latency[key]  # type: ignore[index]
+    # an imported summary (``pbimport``) may lack a percentile: shown as missing, untested
+    base, other = a.latency.percentiles.get(key), b.latency.percentiles.get(key)  # type: ignore
     diff = Difference(key, base, other, relative(base, other))
     if not stored:
         return diff
@@ -345,8 +351,9 @@ def throughput_difference(a: ConfigResult, b: ConfigResult, confidence: float) -
     diff = Difference("throughput", base, other, relative(base, other))
     xs, ys = per_second(a), per_second(b)
     if xs is None or ys is None:
-        return Difference("throughput", base, other, diff.relative,
-                          note=f"fewer than {MIN_SECONDS} full seconds in a timeline")
+        note = "no per-second timeline" if a.timeline is None or b.timeline is None else \
+            f"fewer than {MIN_SECONDS} full seconds in a timeline"
+        return Difference("throughput", base, other, diff.relative, note=note)
     mx, my = float(xs.mean()), float(ys.mean())
     if mx <= 0 or my <= 0:
         return Difference("throughput", base, other, diff.relative, note="a second with none")

@@ -219,3 +219,58 @@ def test_flags_that_would_change_the_configurations_are_refused_with_replay(tmp_
     assert main(["run", "--replay", str(tmp_path / "empty.json"), "--quiet"]) == 2
     assert "recorded no plan to replay" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "second.json")
+
+
+def test_a_replay_with_compare_prints_the_comparison_and_exits_with_its_code(
+        tmp_path, write_preset, capsys, monkeypatch):
+    """``run --replay --compare``: the comparison's tables after the run's, and with
+    ``--fail-on`` its exit code. The original is edited so that its plan runs twice as slow as
+    it measured: the replay is a certain regression."""
+    monkeypatch.chdir(tmp_path)
+    preset = write_preset("""
+        name = "replayed"
+        [model]
+        source = "builtin:noop"
+        [run]
+        device = "fake"
+        batch_sizes = [1]
+        duration_s = 0.3
+        [device]
+        latency_ms = 0.2
+        [warmup]
+        min_iterations = 3
+        max_s = 1.0
+    """)
+    assert main(["run", "--preset", str(preset), "--json", "first.json", "--quiet"]) == 0
+    data = json.loads(Path("first.json").read_text())
+    data["runs"][-1]["preset"]["device"]["latency_ms"] = 0.4
+    Path("first.json").write_text(json.dumps(data))
+    capsys.readouterr()
+    replay = ["run", "--replay", "first.json", "--json", "second.json", "--quiet", "--compare",
+              "--allow-noisy"]
+    assert main([*replay, "--fail-on", "p50:+20%"]) == 1
+    out = capsys.readouterr().out
+    assert "second.json against the baseline first.json" in out and "slower" in out
+    assert "FAIL --fail-on p50:+20%: p50 +" in out
+    assert "latency-tui compare first.json" not in out  # compared already: no hint
+    assert main([*replay, "--fail-on", "p50:+500%"]) == 0
+    out = capsys.readouterr().out
+    assert "slower" in out and "no --fail-on bound breached (p50:+500%)" in out
+    assert main(replay[:-1]) == 0  # without bounds: printed, the run's exit code
+    assert "second.json against the baseline first.json" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--compare"], "--compare: only with --replay"),
+    (["--replay", "first.json", "--fail-on", "p99:+5%"], "--fail-on: only with --replay"),
+    (["--replay", "first.json", "--allow-noisy"], "--allow-noisy: only with --replay"),
+    (["--replay", "first.json", "--compare", "--fail-on", "p99:5"], "must be METRIC:+PCT%"),
+])
+def test_compare_flags_of_run_are_checked_before_anything_runs(tmp_path, capsys, monkeypatch,
+                                                                args, message):
+    monkeypatch.chdir(tmp_path)
+    Path("first.json").write_text("{}")
+    assert main(["run", "--json", "second.json", "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not Path("second.json").exists()

@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 from ..core import __version__
 from ..core.errors import UserError, single_line
 from .capture import printed_since, user_output_to
+from .compare import add_compare_parser, add_replay_arguments, after_replay, compare, replay_bounds
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -180,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "device, sweep, stop rule, warm-up); --duration, --samples, "
                           "--warmup-max, --timeout, --first-timeout, --early-stop, --json and "
                           "--price-per-hour may change it, flags that change the "
-                          "configurations are refused")
+                          "configurations are refused; --compare compares it with the original")
+    add_replay_arguments(run)
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--columns", **COLUMNS_OPTION)
 
@@ -200,14 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", type=_int_list("--config"), metavar="N[,N...]",
                         help="svg: only these configurations (1-based, as in the table)")
     export.add_argument("--out", metavar="PATH", help="write there instead of to stdout")
-    compare = sub.add_parser("compare", help="compare sessions with a baseline (the first): "
-                             "differences, a verdict per configuration, an exit code for CI")
-    compare.add_argument("sessions", nargs="+", metavar="SESSION.json")
-    compare.add_argument("--fail-on", action="append", default=[], metavar="METRIC:PCT%",
-                         help="exit 1 when METRIC (p50, p90, p95, p99, p99.9, throughput) is "
-                              "significantly worse by more than PCT (p99:+5%%, throughput:-3%%)")
-    compare.add_argument("--allow-noisy", action="store_true", help="judge noisy measurements")
-    compare.add_argument("--json", action="store_true", help="as JSON")
+    add_compare_parser(sub)
     return parser
 
 
@@ -217,9 +212,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "compare":
-            from .compare import compare
-
-            return compare(args.sessions, args.fail_on, args.allow_noisy, args.json)
+            return compare(args.sessions, args.fail_on, args.allow_noisy, args.json, args.pair)
         if args.command in ("presets", "devices", "show", "export"):
             from . import listings
 
@@ -271,6 +264,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.json is not None and not args.json.strip():
         raise UserError("--json: must not be empty")
+    bounds = replay_bounds(args)  # --compare, --fail-on: checked before anything runs
     # --replay: the plan a session recorded (api.load_replay refuses flags that would change it).
     replay = api.load_replay(args.replay, vars(args)) if args.replay else None
     preset = replay.preset if replay else api.load_preset(
@@ -338,8 +332,12 @@ def _run(args: argparse.Namespace) -> int:
              f"see {log}")
     if handle.error is not None:
         raise handle.error
-    return _report(plan, recorder, path, interrupted, searches[-1] if searches else None,
-                   columns=args.columns)
+    code = _report(plan, recorder, path, interrupted, searches[-1] if searches else None,
+                   columns=args.columns, hint=not args.compare)
+    if not args.compare:
+        return code
+    return after_replay(replay.original, str(replay.path), recorder.session, str(path), code,
+                        bounds, args.allow_noisy)
 
 
 def _output_log() -> Optional[Path]:
@@ -353,7 +351,8 @@ def _output_log() -> Optional[Path]:
 
 
 def _report(plan: Any, recorder: Any, path: Path, interrupted: int,
-            outcome: Optional[dict] = None, columns: Optional[Sequence[str]] = None) -> int:
+            outcome: Optional[dict] = None, columns: Optional[Sequence[str]] = None,
+            hint: bool = True) -> int:
     """The results table (and a search's answer) on stdout, the rest on stderr; a terminal gone
     with SIGHUP is no reason to fail: the session is already written. A search's failed trials
     are what it learns from (the batch that no longer fits): it fails when it finds nothing."""
@@ -376,7 +375,7 @@ def _report(plan: Any, recorder: Any, path: Path, interrupted: int,
                               soft_wrap=True)
         from .headless import noise_notices  # noise verdicts, cost, a replay's comparison
 
-        for line in noise_notices(recorder.session, path):
+        for line in noise_notices(recorder.session, path if hint else None):
             console.print(Text(line), soft_wrap=True)
     except OSError:
         pass
