@@ -34,7 +34,7 @@ from .repro import Replay, cost_per_million, load_replay
 from .session import Session, check_writable, load_session, save_session, session_target
 from .specs import RunPlan
 from .stats import throughput_avg_peak
-from .trial import check_inputs
+from .trial import check_inputs, in_own_thread
 from .bench import Prepared, plan_for, prepare
 from .streams import Block, ConfigStreams, SampleStream
 
@@ -78,7 +78,7 @@ __all__ = [
     "EngineProcessError", "ISOLATIONS", "LatencySummary", "PERCENTILES", "Monitor", "OVERRIDE_FIELDS",
     "Overrides", "Preset", "Reading", "RunHandle", "RunPlan", "SampleStream", "Session",
     "SessionRecorder", "StaticMonitor", "Throughput", "Timeline", "UserError", "build_plan",
-    "check_available", "check_inputs", "describe_devices", "plan_for", "prepare", "Prepared",
+    "check_available", "check_inputs", "in_own_thread", "describe_devices", "plan_for", "prepare", "Prepared",
     "check_sources", "check_writable", "config_dir",
     "data_dir", "default_monitors",
     "describe_error", "list_presets", "needs_folder", "load_preset", "load_session",

@@ -338,3 +338,24 @@ def test_the_blog_model_runs_through_the_fixture(pytester):
     assert {k: v["batch_size"] for k, v in props.items()}["test_tabular[64-8]"] == 64
     lines = result.stdout.str().splitlines()
     assert sum(x.startswith("test_inner.py::test_tabular[") for x in lines) == 4
+
+
+def test_the_first_call_is_made_off_pytests_thread(pytester):
+    # torch work on pytest's (main) thread slowed the engine's timing threads up to 6x: the
+    # fixture's own call of fn is made in a thread of its own.
+    result = run(pytester, f"""
+        import threading
+        import pytest
+
+        seen = []
+
+        def work():
+            seen.append(threading.current_thread() is threading.main_thread())
+            return 7
+
+        @pytest.mark.latency({QUICK})
+        def test_work(latency):
+            assert latency(work) == 7
+            assert seen[0] is False
+    """)
+    result.assert_outcomes(passed=1)

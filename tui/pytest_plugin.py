@@ -130,7 +130,10 @@ class Latency:
         self.used = False
 
     def __call__(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        value = fn(*args, **kwargs)
+        from ..core.api import in_own_thread
+
+        # Not on pytest's thread: torch work there slows the engine's timing threads (api).
+        value = in_own_thread(lambda: fn(*args, **kwargs))
         if not self.disabled:
             model, inputs = call_form(fn, args, kwargs)
             self.measure(model, inputs)
