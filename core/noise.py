@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from .events import ConfigFinished, PhaseChanged, Utilisation, WarmupFinished
 from .host import auto_threads, usable_cpus
 from .measurement import ConfigResult
+from .noiseneuron import NeuronHolders, neuron_reasons
 
 #: Other processes' load below this many CPUs is counter noise (10 ms ticks), never a reason.
 MIN_CPUS = 0.25
@@ -267,9 +268,11 @@ class NoiseWatch:
         self._windows: Dict[str, Window] = {}
         self._index: Optional[int] = None
         self._found: Dict[str, Any] = {}
+        self.neuron = NeuronHolders()  # NeuronCores other processes held, around neuron runs
 
     def __call__(self, event: Any) -> None:
         try:
+            self.neuron(event)
             self._apply(event)
         except Exception:  # a check of the host is never worth a broken recording
             pass
@@ -310,6 +313,7 @@ class NoiseWatch:
         if warmup.get("others_cpus") is not None:  # hypervisor steal counts as others' load
             measuring["warmup_others_cpus"] = round(warmup["others_cpus"] +
                                                     (warmup.get("steal_cpus") or 0.0), 3)
+        measuring.update(self.neuron.load(index))
         return measuring
 
 
@@ -368,6 +372,7 @@ def noise_reasons(load: Mapping[str, Any], *, device: str = "cpu", threads: int 
         reasons.append(f"available memory fell to {available:.1f} % while measuring: "
                        "reclaim and swapping stall inferences")
     reasons.extend(accelerator_reasons(utilisation or {}))
+    reasons.extend(neuron_reasons(load))  # NeuronCores held by other processes (Neuron)
     return reasons
 
 

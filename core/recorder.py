@@ -10,7 +10,8 @@ from typing import Optional
 
 from .errors import UserError
 from .events import ConfigFinished, Event, ModelLoaded, RunStarted, SearchUpdated
-from .noise import NoiseWatch, with_noise
+from .noise import with_noise
+from .noisemarks import MarkedNoiseWatch, with_busy_seconds
 from .repro import session_facts, with_cost
 from .session import PathLike, Session, now_iso, save_session
 
@@ -29,8 +30,9 @@ class SessionRecorder:
         self.save_error: Optional[BaseException] = None
         self._lock = threading.Lock()
         self._closed = False
-        #: Host noise around each configuration (``noise``): its verdict goes in the result.
-        self.noise = NoiseWatch()
+        #: Host noise around each configuration (``noise``): its verdict goes in the result,
+        #: with the seconds in which the host was busy (``noisemarks``).
+        self.noise = MarkedNoiseWatch()
         #: US dollars per hour: each result gets ``details["cost_per_million_usd"]``.
         self.price_per_hour = price_per_hour
         #: A replay's original (``repro.Replay.reference()``), for ``host["replay_of"]``.
@@ -56,8 +58,9 @@ class SessionRecorder:
             if self.session.model.get("name") is None:
                 self.session.model = dict(event.model)
         elif isinstance(event, ConfigFinished):
-            result = with_cost(with_noise(event.result, self.noise.load(event.index)),
-                               self.price_per_hour)
+            result = with_noise(event.result, self.noise.load(event.index))
+            result = with_busy_seconds(result, self.noise.seconds(event.index))
+            result = with_cost(result, self.price_per_hour)
             if self.run_id is not None:
                 result = replace(result, trial={**(result.trial or {}), "run": self.run_id})
             self.session.results.append(result)

@@ -287,3 +287,148 @@ def test_run_prints_a_line_per_noisy_configuration_and_the_host_notes():
     assert len(lines) == 2
     assert noise_notices(Session(results=[quiet])) == [
         "noise: quiet (other processes, intra-op threads, memory and throttling checked)"]
+
+
+# -- Neuron: NeuronCores held by other processes (neuron-ls, real captures) ----------------------
+
+import json  # noqa: E402 - this section's own imports
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from latency_tui.core.events import ConfigStarted  # noqa: E402
+from latency_tui.core.neuron.tools import neuron_ls  # noqa: E402
+from latency_tui.core.noiseneuron import NeuronHolders, neuron_reasons, own_pids  # noqa: E402
+
+NEURON_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "neuron"
+TRN2 = (NEURON_FIXTURES / "neuron-ls-trn2-device0.json").read_text(encoding="utf-8")  # pid 113985
+TRN1_IDLE = (NEURON_FIXTURES / "neuron-ls-trn1.2xlarge.json").read_text(encoding="utf-8")
+BENCH = "neuron-bench exec --run-as-cc-neff --..."
+
+
+def listing(*outputs, reads=None):
+    """A neuron-ls reader: the real ``neuron_ls`` over a fake runner that prints each of
+    ``outputs`` in turn (the last one again after); an exception in them is raised by the run."""
+    queue = list(outputs)
+
+    def run(argv, **kwargs):
+        out = queue.pop(0) if len(queue) > 1 else queue[0]
+        if reads is not None:
+            reads.append(argv)
+        if isinstance(out, BaseException):
+            raise out
+        return SimpleNamespace(returncode=0, stdout=out, stderr="")
+    return lambda: neuron_ls(run=run)
+
+
+def with_process(text, *processes):
+    """The trn2 capture with its device's process list replaced by ``(pid, command)`` pairs."""
+    devices = json.loads(text)
+    devices[0]["neuron_processes"] = [{"pid": pid, "command": command,
+                                       "neuron_runtime_version": "2.0.0"}
+                                      for pid, command in processes]
+    return json.dumps(devices)
+
+
+def neuron_run(watch, copies=2, device="neuron", samples=3):
+    """A configuration's events as the engine sends them, a few seconds of measuring."""
+    config = RunConfig(device=device, copies=copies, copy_mode="process")
+    watch(ConfigStarted(0, 1, config))
+    watch(PhaseChanged(0, "loading"))
+    watch(PhaseChanged(0, "warmup"))
+    watch(WarmupFinished(0, 5.0, 10, True, 0.5))
+    watch(PhaseChanged(0, "measuring"))
+    for _ in range(samples):
+        watch(Utilisation(0, ()))
+    watch(ConfigFinished(0, result(device=device, copies=copies)))
+
+
+def test_neuron_cores_held_by_another_process_make_the_configuration_noisy(tmp_path):
+    fake = FakePsutil()
+    watch = watch_with(fake, tmp_path)
+    reads = []
+    watch.neuron = NeuronHolders(read=listing(TRN2, reads=reads), own=lambda: {100, 101, 102})
+    neuron_run(watch, copies=2)
+    assert len(reads) == 2  # at warm-up and at the end: never per sample
+    load = watch.load(0)
+    assert load["neuron_holders"] == [{"pid": 113985, "command": BENCH, "cores": [2, 3],
+                                       "seen": ["start", "end"]}]
+    noisy = with_noise(result(device="neuron", copies=2), load)
+    assert noisy.details["noise"]["verdict"] == "noisy"
+    reason = f"NeuronCores nc2, nc3 held by another process (pid 113985, {BENCH}) during the run"
+    assert noisy.details["noise"]["reasons"] == [reason] and reason in noisy.warnings
+    assert noisy.details["host_load"]["neuron_holders"][0]["pid"] == 113985
+    json.dumps(noisy.details)  # goes into the session file as it is
+
+
+def test_a_process_gone_before_the_end_counts_and_one_copy_of_ours_does_not():
+    # At warm-up: our copy (pid 101) and a stranger (pid 4242) on the device; at the end, the
+    # stranger has gone and our copy, already ended, is still listed (it is no longer a child).
+    start = with_process(TRN2, (101, "python -m latency_tui copy"), (4242, "python serve.py"))
+    end = with_process(TRN2, (101, "python -m latency_tui copy"))
+    alive = [{100, 101}, {100}]
+    holders = NeuronHolders(read=listing(start, end), own=lambda: alive.pop(0))
+    neuron_run(holders, copies=1)
+    load = holders.load(0)
+    assert load["neuron_holders"] == [{"pid": 4242, "command": "python serve.py",
+                                       "cores": [1, 2, 3], "seen": ["start"]}]
+    assert neuron_reasons(load) == [
+        "NeuronCores nc1-nc3 held by another process (pid 4242, python serve.py) during the run"]
+    assert holders.load(0) == {}  # handed back once
+
+
+@pytest.mark.parametrize("text", [
+    with_process(TRN2, (100, "latency-tui run"), (101, "python copy 0"), (102, "python copy 1")),
+    TRN1_IDLE,
+], ids=["own-copies", "idle-trn1"])
+def test_neuron_cores_held_only_by_our_own_processes_are_not_noise(tmp_path, text):
+    fake = FakePsutil()
+    watch = watch_with(fake, tmp_path)
+    watch.neuron = NeuronHolders(read=listing(text), own=lambda: {100, 101, 102})
+    neuron_run(watch, copies=2)
+    load = watch.load(0)
+    assert load["neuron_holders"] == []  # read, and nobody else was there
+    quiet = with_noise(result(device="neuron", copies=2), load)
+    assert quiet.details["noise"] == {"verdict": "quiet", "reasons": []}
+
+
+@pytest.mark.parametrize("failure", [
+    FileNotFoundError(2, "No such file or directory: 'neuron-ls'"),
+    subprocess.TimeoutExpired(["neuron-ls"], 5.0),
+    "<html>garbage</html>",
+    '{"devices": []}',
+    '[{"neuron_device": 0, "nc_count": 2, "neuron_processes": [{"command": "no pid"}]}]',
+    "[]",
+], ids=["missing", "timeout", "garbage", "wrong-shape", "no-pid", "no-device"])
+def test_no_neuron_ls_or_an_unreadable_listing_gives_no_reason(tmp_path, failure):
+    fake = FakePsutil()
+    watch = watch_with(fake, tmp_path)
+    watch.neuron = NeuronHolders(read=listing(failure), own=lambda: {100})
+    neuron_run(watch)
+    load = watch.load(0)
+    assert "neuron_holders" not in load
+    assert with_noise(result(device="neuron", copies=2), load).details["noise"]["verdict"] == "quiet"
+
+
+def test_neuron_ls_is_not_run_for_other_devices_and_a_broken_reader_breaks_nothing(tmp_path):
+    reads = []
+    holders = NeuronHolders(read=listing(TRN2, reads=reads), own=lambda: {100})
+    neuron_run(holders, device="cpu")
+    assert reads == [] and holders.load(0) == {}
+
+    def broken():
+        raise RuntimeError("boom")
+    holders = NeuronHolders(read=broken, own=lambda: {100})
+    neuron_run(holders)
+    assert holders.load(0) == {}
+    assert neuron_reasons({"neuron_holders": "garbage"}) == neuron_reasons({}) == []
+    assert neuron_reasons({"neuron_holders": [{"pid": 7, "command": "x", "cores": [0]}, 3]}) == [
+        "NeuronCore nc0 held by another process (pid 7, x) during the run"]
+
+
+def test_own_pids_are_this_process_and_its_children():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert {os.getpid(), child.pid} <= own_pids()
+    finally:
+        child.kill()
+        child.wait()

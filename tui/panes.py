@@ -83,18 +83,40 @@ class Panes:
 
     def _timeline(self, run: Optional[LiveRun], configs: List[LiveConfig]) -> None:
         """Second by second over the run's configurations (or a saved session's): p99 and
-        samples per second from each configuration's timeline."""
+        samples per second from each configuration's timeline, and the seconds in which the
+        host was busy (the result's, else, in a live run, the recorder's noise watch's)."""
         source = [run.configs[i] for i in sorted(run.configs)] if run is not None else configs
+        watch = getattr(getattr(getattr(self.app, "sessions", None), "recorder", None),
+                        "noise", None) if run is not None else None
         p99: List[float] = []
         rates: List[float] = []
+        busy: List[bool] = []
         for live in source:
             timeline = live.timeline()
             if timeline is None:
                 continue
             batch = live.config.batch_size
-            for count, value in zip(timeline.inferences, timeline.p99_ms):
+            seconds = busy_seconds(live, watch)
+            for i, (count, value) in enumerate(zip(timeline.inferences, timeline.p99_ms)):
                 if value is not None:
                     p99.append(value)
                     rates.append(count * batch / timeline.bucket_s)
+                    low, high = i * timeline.bucket_s, (i + 1) * timeline.bucket_s
+                    busy.append(any(low - 1 < s < high for s in seconds))
         subtitle = f"{len(p99)} seconds" if p99 else ""
-        self.app.query_one(Timeline).show(p99, rates, subtitle)
+        self.app.query_one(Timeline).show(p99, rates, subtitle, busy)
+
+
+def busy_seconds(live: LiveConfig, watch: Any = None) -> List[int]:
+    """The seconds since measuring began in which the host was busy: the result's
+    ``details["noise"]["seconds"]`` (a saved session's), else what ``watch`` (the recorder's
+    ``MarkedNoiseWatch``, for a live run) found; none for a session recorded without them."""
+    result = live.result
+    details = result.details if result is not None and isinstance(result.details, dict) else {}
+    noise = details.get("noise") if isinstance(details.get("noise"), dict) else {}
+    seconds = noise.get("seconds")
+    if seconds is None and watch is not None and hasattr(watch, "seconds"):
+        seconds = watch.seconds(live.index)
+    if not isinstance(seconds, (list, tuple)):
+        return []
+    return [s for s in seconds if isinstance(s, (int, float)) and not isinstance(s, bool)]
