@@ -265,7 +265,7 @@ class NoiseWatch:
     def __init__(self, probe: Optional[HostProbe] = None, root: str = "/") -> None:
         self.root = root
         self._probe = probe
-        self._windows: Dict[str, Window] = {}
+        self.windows: Dict[str, Window] = {}  # open windows by phase (noisemarks reads them)
         self._index: Optional[int] = None
         self._found: Dict[str, Any] = {}
         self.neuron = NeuronHolders()  # NeuronCores other processes held, around neuron runs
@@ -279,14 +279,14 @@ class NoiseWatch:
 
     def _open(self, index: int, phase: str) -> None:
         if index != self._index:
-            self._windows, self._found, self._index = {}, {}, index
+            self.windows, self._found, self._index = {}, {}, index
         if self._probe is None:
             self._probe = HostProbe()
         self._probe.refresh()
-        self._windows[phase] = Window(self._probe, self.root)
+        self.windows[phase] = Window(self._probe, self.root)
 
     def _close(self, phase: str) -> None:
-        window = self._windows.pop(phase, None)
+        window = self.windows.pop(phase, None)
         if window is not None and self._probe is not None:
             self._found[phase] = window.close(self._probe)
 
@@ -298,7 +298,7 @@ class NoiseWatch:
         elif isinstance(event, WarmupFinished) and event.index == self._index:
             self._close("warmup")
         elif isinstance(event, Utilisation) and self._probe is not None:
-            for window in self._windows.values():
+            for window in self.windows.values():
                 window.sample(self._probe)
         elif isinstance(event, ConfigFinished) and event.index == self._index:
             self._close("warmup")
@@ -307,7 +307,7 @@ class NoiseWatch:
     def load(self, index: int) -> Dict[str, Any]:
         found = dict(self._found) if index == self._index else {}
         if index == self._index:
-            self._found, self._windows, self._index = {}, {}, None
+            self._found, self.windows, self._index = {}, {}, None
         measuring = dict(found.get("measuring") or {})
         warmup = found.get("warmup") or {}
         if warmup.get("others_cpus") is not None:  # hypervisor steal counts as others' load

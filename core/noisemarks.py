@@ -99,7 +99,7 @@ class MarkedNoiseWatch(NoiseWatch):
         elif isinstance(event, PhaseChanged) and event.phase in ("warmup", "measuring"):
             if event.index != self._marking or event.phase == "measuring":
                 self._reset(event.index)
-            window = self._windows.get("measuring") if event.phase == "measuring" else None
+            window = self.windows.get("measuring") if event.phase == "measuring" else None
             if window is not None:
                 self._window, self._mark_at = window, window.mark.at
                 self._start = window.first.at  # until the engine says how long it measured
