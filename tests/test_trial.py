@@ -62,15 +62,15 @@ def run(*args):
 
 @pytest.mark.parametrize("attr, message", [
     ("make_bad_example", "the model make_bad_example (Net), called with 3 positional arguments "
-                         "(int, int, int), failed: TypeError: Net.forward() takes 2"),
+                         "(int, int, int), failed: TypeError: "),
 ])
 def test_bad_example_inputs_exit_2_and_write_nothing(models, tmp_path, attr, message, capsys):
     # Defect: bad example inputs were found only at run time (exit 1, a session written).
     target = tmp_path / "s.json"
     assert run("--model", f"{models}:{attr}", "--json", str(target)) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert not target.exists()
+    assert message in err and "forward() takes 2 positional arguments" in err
+    assert err.count("\n") == 1 and not target.exists()
 
 
 def test_a_torchscript_file_without_inputs_exits_2_and_writes_nothing(tmp_path, capsys):
