@@ -119,14 +119,10 @@ class NeuronHolders:
 
 def core_names(cores: Iterable[int]) -> str:
     """``[2, 3]`` -> ``"nc2, nc3"``; runs of three or more as ``"nc4-nc31"``."""
-    spans: List[List[int]] = []
-    for core in sorted(set(cores)):
-        if spans and core == spans[-1][1] + 1:
-            spans[-1][1] = core
-        else:
-            spans.append([core, core])
+    from .neuron.tools import core_spans
+
     parts = []
-    for first, last in spans:
+    for first, last in core_spans(cores):
         parts.extend([f"nc{first}-nc{last}"] if last - first >= 2 else
                      [f"nc{c}" for c in range(first, last + 1)])
     return ", ".join(parts)

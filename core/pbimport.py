@@ -32,7 +32,6 @@ Nothing paired is a ``UserError`` naming the benchmarks and the configurations.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -43,9 +42,8 @@ from .compare import NO_SAMPLES_REASON, Comparison, compare_sessions, config_key
 from .errors import UserError
 from .fields import Fields
 from .measurement import ConfigResult, LatencySummary, Throughput
-from .paths import read_regular_file
 from .samplestore import store_sorted
-from .session import MAX_FILE_BYTES, PathLike, Session
+from .session import PathLike, Session, read_json
 from .specs import RunConfig
 from .stats import summarize
 
@@ -113,23 +111,6 @@ def is_pytest_benchmark(data: Any) -> bool:
     return (isinstance(data, dict) and "schema" not in data
             and isinstance(data.get("benchmarks"), list)
             and any(key in data for key in TOP_KEYS if key != "benchmarks"))
-
-
-def read_json(path: PathLike) -> Any:
-    source = Path(path).expanduser()
-    raw = read_regular_file(source, MAX_FILE_BYTES, str(source))
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
-    except UnicodeDecodeError:
-        raise UserError(f"{source}: not UTF-8 text; not a session") from None
-    except RecursionError:
-        raise UserError(f"{source}: nested too deeply; not a session") from None
-    except ValueError as exc:
-        raise UserError(f"{source}: not valid JSON ({exc})") from None
-
-
-def refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_any(path: PathLike) -> Union[Session, BenchmarkFile]:

@@ -363,16 +363,22 @@ def _json_default(value: Any) -> Any:
 def load_session(path: PathLike) -> Session:
     """Read a session file; a file that is not one raises ``UserError`` naming it."""
     source = Path(path).expanduser()
-    raw = read_regular_file(source, MAX_FILE_BYTES, str(source))  # never a FIFO or /dev/zero
+    return Session.from_dict(read_json(source), where=str(source))
+
+
+def read_json(path: PathLike) -> Any:
+    """A JSON file of ours (or a pytest-benchmark one), read within ``MAX_FILE_BYTES`` and
+    never from a FIFO or /dev/zero: its data, or a ``UserError`` naming the file."""
+    source = Path(path).expanduser()
+    raw = read_regular_file(source, MAX_FILE_BYTES, str(source))
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise UserError(f"{source}: not UTF-8 text; not a session") from None
     except RecursionError:
         raise UserError(f"{source}: nested too deeply; not a session") from None
     except ValueError as exc:
         raise UserError(f"{source}: not valid JSON ({exc})") from None
-    return Session.from_dict(data, where=str(source))
 
 
 def _refuse_constant(name: str) -> Any:

@@ -67,15 +67,20 @@ def holders(processes: Iterable[NeuronProcess]) -> str:
     return ", ".join(sorted({f"{p.command or '?'} (pid {p.pid})" for p in processes}))
 
 
-def core_ranges(cores: Iterable[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (the ranges ``NEURON_RT_VISIBLE_CORES`` takes)."""
+def core_spans(cores: Iterable[int]) -> List[List[int]]:
+    """``[0, 1, 2, 5]`` -> ``[[0, 2], [5, 5]]``: runs of consecutive cores, first and last."""
     spans: List[List[int]] = []
     for core in sorted(set(cores)):
         if spans and core == spans[-1][1] + 1:
             spans[-1][1] = core
         else:
             spans.append([core, core])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return spans
+
+
+def core_ranges(cores: Iterable[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (the ranges ``NEURON_RT_VISIBLE_CORES`` takes)."""
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in core_spans(cores))
 
 
 def parse_core_ranges(text: str) -> Set[int]:
