@@ -22,7 +22,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
@@ -32,7 +31,7 @@ from latency_tui.core.errors import UserError, printable, single_line
 from .comparemodel import load_marked
 from .comparescreen import CompareScreen
 from .planstate import tui_words
-from .screens import modal_css
+from .screens import CheckedPath, modal_css
 
 #: At most this many sessions are read for the list (newest first): each is a file to parse.
 MAX_LISTED = 40
@@ -83,7 +82,7 @@ def line(path: Path, mark: int = 0, facts: Optional[Tuple[str, str, str, str]] =
     return text
 
 
-class SessionBrowser(ModalScreen[Optional[str]]):
+class SessionBrowser(CheckedPath):
     """Pick a saved session from a list, or type a file or a folder."""
 
     DEFAULT_CSS = modal_css("SessionBrowser") + """
@@ -143,13 +142,6 @@ class SessionBrowser(ModalScreen[Optional[str]]):
             if self.paths else f"no session files in {where}", no_wrap=True,
             overflow="ellipsis"))
 
-    def _finish(self, path: str) -> None:
-        problem = self.check(path)
-        if problem:
-            self.query_one("#error", Label).update(Text(printable(tui_words(problem))))
-            return
-        self.dismiss(path)
-
     @on(Input.Submitted)
     def submit(self, event: Input.Submitted) -> None:
         text = event.value.strip()
@@ -158,13 +150,13 @@ class SessionBrowser(ModalScreen[Optional[str]]):
             self.query_one("#error", Label).update("")
             self.show(session_files(folder), str(folder))
             return
-        self._finish(text)
+        self.finish(text)
 
     @on(OptionList.OptionSelected)
     def picked(self, event: OptionList.OptionSelected) -> None:
         path = str(self.paths[int(event.option.id or 0)])
         self.query_one("#path", Input).value = path
-        self._finish(path)
+        self.finish(path)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

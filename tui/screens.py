@@ -164,7 +164,21 @@ class ValuesPrompt(ModalScreen[Optional[Tuple[int, ...]]]):
         self.dismiss(None)
 
 
-class PathPrompt(ModalScreen[Optional[str]]):
+class CheckedPath(ModalScreen[Optional[str]]):
+    """A screen that closes with a path once ``self.check`` finds nothing wrong with it; what
+    is wrong shows in its ``#error`` label, in the TUI's words."""
+
+    check: Callable[[str], Optional[str]]
+
+    def finish(self, path: str) -> None:
+        problem = self.check(path)
+        if problem:
+            self.query_one("#error", Label).update(Text(printable(tui_words(problem))))
+            return
+        self.dismiss(path)
+
+
+class PathPrompt(CheckedPath):
     """Ask for a file path, with recent files to pick from and a check before closing."""
 
     DEFAULT_CSS = modal_css("PathPrompt") + """
@@ -192,22 +206,15 @@ class PathPrompt(ModalScreen[Optional[str]]):
                                    enumerate(self.recent)], id="recent")
             yield Label(f"Enter to {self.action_word} · Escape cancels", classes="hint")
 
-    def _finish(self, path: str) -> None:
-        problem = self.check(path)
-        if problem:
-            self.query_one("#error", Label).update(Text(printable(tui_words(problem))))
-            return
-        self.dismiss(path)
-
     @on(Input.Submitted)
     def submit(self, event: Input.Submitted) -> None:
-        self._finish(event.value.strip())
+        self.finish(event.value.strip())
 
     @on(OptionList.OptionSelected)
     def picked(self, event: OptionList.OptionSelected) -> None:
         path = self.recent[int(event.option.id or 0)]
         self.query_one("#path", Input).value = path
-        self._finish(path)
+        self.finish(path)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
