@@ -40,6 +40,7 @@ from .monitors import Monitor, MonitorSampler, default_monitors
 from .monitors.sampler import utilisation_warnings
 from .openloop import Collector, quick_switching
 from .procs import ProcessCopy, close_copies
+from .repro import run_facts
 from .samplestore import store_stream
 from .source import ModelSource
 from .specs import RunConfig, RunPlan
@@ -104,7 +105,9 @@ class Engine:
         strategy = strategy or (strategy_for(plan) if plan.search else Sweep(plan.configs))
         self._sampler.start()
         try:
-            self.sink(RunStarted(plan=plan, host=host_facts(), started_at=time.time()))
+            host = host_facts()
+            host.update(run_facts(plan, host))
+            self.sink(RunStarted(plan=plan, host=host, started_at=time.time()))
             results: List[ConfigResult] = []
             while not self._stop.is_set():
                 trial = strategy.propose(results)

@@ -12,7 +12,7 @@ from .errors import UserError
 from .events import ConfigFinished, Event, ModelLoaded, RunStarted, SearchUpdated
 from .noise import with_noise
 from .noisemarks import MarkedNoiseWatch, with_busy_seconds
-from .repro import session_facts, with_cost
+from .repro import replay_facts, with_cost
 from .session import PathLike, Session, now_iso, save_session
 
 
@@ -46,11 +46,10 @@ class SessionRecorder:
                                       "configurations": len(event.plan.configs),
                                       "preset": dict(event.plan.preset)})
             self.session.preset = dict(event.plan.preset)
-            self.session.host = dict(event.host)
-            try:  # noise notes, reproducibility: never worth a run
-                self.session.host.update(session_facts(event.plan, event.host, self.replay_of))
-            except Exception as exc:
-                self.session.host["reproducibility"] = {"error": str(exc)}
+            self.session.host = dict(event.host)  # the engine's: noise notes, reproducibility
+            if self.replay_of:
+                self.session.host["replay_of"] = replay_facts(
+                    self.replay_of, self.session.host.get("reproducibility"))
             # Known before loading, so that a run whose every configuration failed still says it.
             self.session.model = {"source": event.plan.model.source, "name": None,
                                   "parameters": None, "size_mb": None}

@@ -171,19 +171,29 @@ def reproducibility(plan: RunPlan, *, root: str = "/",
     }
 
 
-def session_facts(plan: RunPlan, host: Mapping[str, Any],
-                  replay_of: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """What a run adds to ``session.host``: ``noise`` (governor, turbo, notes),
-    ``reproducibility``, and for a replay ``replay_of`` with what differs from the original."""
-    facts = {"noise": host_noise_facts(load_average=host.get("load_average"),
-                                       cpus=host.get("logical_cpus")),
-             "reproducibility": reproducibility(plan)}
-    if replay_of:
-        original = dict(replay_of)
-        before = original.pop("reproducibility", None) or {}
-        original["differences"] = differences(before, facts["reproducibility"])
-        facts["replay_of"] = original
+def run_facts(plan: RunPlan, host: Mapping[str, Any]) -> Dict[str, Any]:
+    """What the engine adds to its ``RunStarted`` host facts: ``noise`` (governor, turbo,
+    notes) and ``reproducibility``. Gathered on the engine's thread (git is a subprocess with
+    a timeout; hashing reads the model's files), never on a UI's, and on the host that runs
+    the engine; a failure is recorded, never worth a run."""
+    facts: Dict[str, Any] = {}
+    try:
+        facts["noise"] = host_noise_facts(load_average=host.get("load_average"),
+                                          cpus=host.get("logical_cpus"))
+        facts["reproducibility"] = reproducibility(plan)
+    except Exception as exc:
+        facts["reproducibility"] = {"error": str(exc)}
     return facts
+
+
+def replay_facts(replay_of: Mapping[str, Any],
+                 now: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """``session.host["replay_of"]``: the original, with what differs between its
+    ``reproducibility`` record and this run's (``now``)."""
+    original = dict(replay_of)
+    before = original.pop("reproducibility", None) or {}
+    original["differences"] = differences(before, now or {})
+    return original
 
 
 def differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[str]:

@@ -259,14 +259,14 @@ def test_our_own_busy_threads_are_not_counted_as_others():
     probe = HostProbe()
     stop = threading.Event()
 
-    def spin():
-        while not stop.is_set():
+    def spin():  # 0.4 s of CPU however long a loaded host takes to give it
+        while time.thread_time() < 0.4 and not stop.is_set():
             pass
 
     before = probe.snapshot()
     spinner = threading.Thread(target=spin)
     spinner.start()
-    time.sleep(0.6)
+    spinner.join(60)
     stop.set()
     spinner.join()
     after = probe.snapshot()

@@ -33,32 +33,58 @@ def open_plan(rate, arrivals="poisson", **kwargs):
     return fake_plan(overrides={"mode": "open", "rates": (rate,), "arrivals": arrivals}, **kwargs)
 
 
+def lindley_sojourn_ns(scheduled, service):
+    """Each request's time from arrival to completion at one FIFO server that starts it at its
+    arrival or when the one before it ends, whichever is later (Lindley's recursion), given
+    these arrivals and these service times."""
+    out = np.empty(len(scheduled), dtype=np.float64)
+    free_at = -np.inf
+    for n, (arrival, work) in enumerate(zip(scheduled.tolist(), service.tolist())):
+        free_at = max(arrival, free_at) + work
+        out[n] = free_at - arrival
+    return out
+
+
 @pytest.mark.slow
 def test_md1_mean_sojourn_matches_queueing_theory_at_rho_one_half():
-    """One server whose service time is constant (the fake device sleeping 2 ms, capacity 1,
-    one copy, one worker) under Poisson arrivals at 250/s: rho = 0.5, and the mean time from
-    arrival to completion of M/D/1 is D + rho D / (2 (1 - rho)) = 1.5 D. The fake's sleep
-    overshoots its 2 ms a little, so D is the measured mean service time (end - start) and
-    rho = rate x D. 3,000 requests: the sample mean's own spread is about 2 % here (a waiting
-    time's autocorrelation included), and the run's Poisson stream is seeded (the same traffic
-    every run); the path of those 3,000 arrivals is within 1 % of theory with this D."""
+    """One server (the fake device sleeping 2 ms, capacity 1, one copy, one worker) under
+    Poisson arrivals at 250/s: rho = 0.5, and the mean time from arrival to completion is
+    D + rho D / (2 (1 - rho)) = 1.5 D for a constant service time D (M/D/1).
+
+    A busy host changes what is measured, not how: the OS parks the worker now and then for a
+    time slice (CI's loaded 2-core machine read 10 % above M/D/1; three busy loops here, 40 %),
+    and every request behind it waits. So the checks do not hang on the host being quiet:
+    - queueing is counted from the schedule: no request's latency is below what one FIFO server
+      gives these arrivals with these service times (Lindley's recursion, exact);
+    - the arrivals are Poisson at the rate: Lindley's mean is Pollaczek-Khinchine's
+      D + lambda E[S^2] / (2 (1 - rho)) with the measured service moments (M/D/1 when the
+      sleep is exact); 3,000 seeded requests, the same traffic every run;
+    - the engine adds no queue of its own: the typical request starts within 100 us of the
+      moment it could (its arrival, or the end of the one before it)."""
     rate = 250.0
     plan = open_plan(rate, latency_ms=2.0, mode="sleep", capacity=1, samples=3000,
                      duration_s=120)
     (result,), events = run(plan)
     assert result.status == "finished", result.error
     assert result.samples == 3000
-    service = result.stages["service"].mean
-    rho = rate * service / 1e3
-    assert 0.45 < rho < 0.56
-    theory = service + rho * service / (2 * (1 - rho))
-    assert result.latency.mean == pytest.approx(theory, rel=0.05)
-    # Queueing is counted: the wait is about rho D / (2 (1 - rho)), half a service time.
-    assert result.stages["queue"].mean == pytest.approx(theory - service, rel=0.25)
-    # The same from the raw samples: latency is end - scheduled, service end - start.
     scheduled, start, end = served(events)
-    assert np.mean(end - scheduled) / 1e6 == pytest.approx(result.latency.mean, rel=1e-9)
     assert (start >= scheduled).all()
+    # Latency is end - scheduled, service end - start, queue start - scheduled.
+    assert np.mean(end - scheduled) / 1e6 == pytest.approx(result.latency.mean, rel=1e-9)
+    service_ns = end - start
+    service = result.stages["service"].mean
+    assert np.mean(service_ns) / 1e6 == pytest.approx(service, rel=1e-6)
+    assert np.mean(start - scheduled) / 1e6 == pytest.approx(result.stages["queue"].mean,
+                                                             rel=1e-6)
+    rho = rate * service / 1e3
+    assert 0.45 < rho < 0.65
+    fifo = lindley_sojourn_ns(scheduled, service_ns)
+    assert ((end - scheduled) >= fifo - 1).all()
+    second_moment = np.mean((service_ns / 1e6) ** 2)
+    theory = service + rate / 1e3 * second_moment / (2 * (1 - rho))
+    assert np.mean(fifo) / 1e6 == pytest.approx(theory, rel=0.05)
+    could_start = np.maximum(scheduled, np.concatenate([[scheduled[0]], end[:-1]]))
+    assert np.median(start - could_start) < 100_000
     loop = result.details["open_loop"]
     assert loop["intended_rate_per_s"] == rate and loop["sent"] == loop["served"] == 3000
     assert loop["offered_rate_per_s"] == pytest.approx(rate, rel=0.05)

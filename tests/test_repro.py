@@ -274,3 +274,31 @@ def test_compare_flags_of_run_are_checked_before_anything_runs(tmp_path, capsys,
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not Path("second.json").exists()
+
+
+def test_the_engine_gathers_the_facts_and_the_recorder_runs_no_process(monkeypatch):
+    """The TUI feeds its recorder on the UI thread: git (a subprocess, up to 2 s a call) and
+    the model's hashing belong on the engine's thread. CI saw the app freeze past a 10 s wait
+    when the recorder forked git three times at ``RunStarted``."""
+    from helpers import fake_plan
+    from latency_tui.core.engine import Engine
+    from latency_tui.core.events import RunStarted
+    from latency_tui.core.recorder import SessionRecorder
+
+    events = []
+    Engine(fake_plan(duration_s=0.05, latency_ms=0.1), events.append).run()
+    (started,) = [e for e in events if isinstance(e, RunStarted)]
+    assert {"python", "packages", "model", "git"} <= set(started.host["reproducibility"])
+    assert "governors" in started.host["noise"]
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"the recorder started a process: {args}")
+
+    monkeypatch.setattr(subprocess, "run", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    recorder = SessionRecorder(replay_of={"session": "a.json", "run": 1,
+                                          "reproducibility": {"python": {"version": "3.0.0"}}})
+    recorder(started)
+    host = recorder.session.host
+    assert host["reproducibility"] == started.host["reproducibility"]
+    assert any(line.startswith("python 3.0.0 ->") for line in host["replay_of"]["differences"])

@@ -340,11 +340,17 @@ async def test_q_quits_at_once_when_idle(make_app):
     assert app.return_code == 0
 
 
-async def wait_exit(app, timeout=10.0):
+async def wait_exit(app, timeout=30.0):
+    """Wait until the app has called exit; say where it stands if it never does."""
     for _ in range(int(timeout / 0.02)):
         if app._exit_renderables is not None or not app.is_running:
             return
         await asyncio.sleep(0.02)
+    handle = app.runs.handle
+    raise AssertionError(
+        f"the app did not exit in {timeout:g} s: screen {type(app.screen).__name__}, "
+        f"quitting {app.quitting}, run active {app.run_active}, "
+        f"engine done {None if handle is None else handle.done}")
 
 
 async def test_q_while_running_asks_then_stops_and_saves(make_app):
