@@ -38,6 +38,7 @@ from .host import auto_threads, host_facts
 from .measurement import ConfigResult
 from .monitors import Monitor, MonitorSampler, default_monitors
 from .monitors.sampler import utilisation_warnings
+from .noiseneuron import held_cores_noted
 from .openloop import Collector, quick_switching
 from .procs import ProcessCopy, close_copies
 from .repro import run_facts
@@ -71,7 +72,8 @@ class Engine:
                  backend_factory: Optional[BackendFactory] = None,
                  stop_grace_s: float = STOP_GRACE_S) -> None:
         self.plan = plan
-        self.sink = sink
+        device = plan.configs[0].device if plan.configs else "cpu"
+        self.sink = held_cores_noted(sink, device)  # NeuronCores held by others, on Neuron
         self.stop_grace_s = stop_grace_s
         self._stop = threading.Event()
         #: The one deadline (``time.monotonic``) all copies in progress share once asked to stop.
@@ -79,7 +81,6 @@ class Engine:
         self._backend_factory = backend_factory
         #: Thread copies of every configuration share one load of the model.
         self._source = ModelSource(plan.model, plan.inputs)
-        device = plan.configs[0].device if plan.configs else "cpu"
         self._sampler = MonitorSampler(default_monitors(device) if monitors is None else monitors)
 
     def stop(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from .events import ConfigFinished, PhaseChanged, Utilisation, WarmupFinished
 from .host import auto_threads, usable_cpus
 from .measurement import ConfigResult
-from .noiseneuron import NeuronHolders, neuron_reasons
+from .noiseneuron import neuron_reasons
 
 #: Other processes' load below this many CPUs is counter noise (10 ms ticks), never a reason.
 MIN_CPUS = 0.25
@@ -268,11 +268,9 @@ class NoiseWatch:
         self.windows: Dict[str, Window] = {}  # open windows by phase (noisemarks reads them)
         self._index: Optional[int] = None
         self._found: Dict[str, Any] = {}
-        self.neuron = NeuronHolders()  # NeuronCores other processes held, around neuron runs
 
     def __call__(self, event: Any) -> None:
         try:
-            self.neuron(event)
             self._apply(event)
         except Exception:  # a check of the host is never worth a broken recording
             pass
@@ -313,7 +311,6 @@ class NoiseWatch:
         if warmup.get("others_cpus") is not None:  # hypervisor steal counts as others' load
             measuring["warmup_others_cpus"] = round(warmup["others_cpus"] +
                                                     (warmup.get("steal_cpus") or 0.0), 3)
-        measuring.update(self.neuron.load(index))
         return measuring
 
 
@@ -406,7 +403,9 @@ def with_noise(result: ConfigResult, load: Mapping[str, Any]) -> ConfigResult:
     config = result.config
     threads = result.details.get("threads_per_copy") if isinstance(result.details, dict) else None
     threads = threads or config.threads_per_copy or auto_threads(config.copies)
-    reasons = noise_reasons(load, device=config.device, threads=int(threads),
+    held = result.details.get("neuron_holders") if isinstance(result.details, dict) else None
+    reasons = noise_reasons({**load, "neuron_holders": held} if held is not None else load,
+                            device=config.device, threads=int(threads),
                             copies=config.copies, warmup_stable=result.warmup_stable,
                             utilisation=result.utilisation)
     warnings = tuple(result.warnings) + tuple(r for r in reasons if r not in result.warnings)

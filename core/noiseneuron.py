@@ -1,14 +1,16 @@
 """Host noise on Neuron: NeuronCores held by processes other than this run's own.
 
 ``neuron-ls`` lists, per device, the processes holding it. ``NeuronHolders`` (an event sink that
-``noise.NoiseWatch`` drives) reads it twice for each configuration on the ``neuron`` device: as
-its copies begin to warm up (loaded: they hold their cores) and once it has finished; never per
-sample, nor as measuring begins, and never for another device. A process that is not of this
-process tree (this process and its descendants: the engine process under the TUI, the copies)
-is another's; a pid once seen as ours stays ours, so that a copy that ended before the second
-listing is not taken for a stranger. ``neuron_reasons`` turns what was found into noise
-reasons. A missing ``neuron-ls``, no device or an unreadable listing gives nothing (no figure,
-no reason), never an error.
+the engine puts in front of its own: ``held_cores_noted``) reads it twice for each configuration
+on the ``neuron`` device: as its copies begin to warm up (loaded: they hold their cores) and once
+it has finished; never per sample, nor as measuring begins, and never for another device. It
+reads on the engine's thread, never on a UI's (a listing may take its 5 s timeout), and on the
+host that runs the engine. A process that is not of this process tree (this process and its
+descendants: the engine process under the TUI, the copies) is another's; a pid once seen as ours
+stays ours, so that a copy that ended before the second listing is not taken for a stranger.
+What was found goes into the result's ``details["neuron_holders"]``, and ``neuron_reasons``
+turns it into noise reasons. A missing ``neuron-ls``, no device or an unreadable listing gives
+nothing (no figure, no reason), never an error.
 
 neuron-ls says which device a process holds, not which cores: another's cores are named as its
 device's cores less those this run's copies were given (copy i of pipeline size p: cores
@@ -19,6 +21,7 @@ runtime's cores, but the monitor keeps only their sums, so they are not used her
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from .events import ConfigFinished, ConfigStarted, PhaseChanged
@@ -115,6 +118,31 @@ class NeuronHolders:
         if found is None:
             return {}
         return {"neuron_holders": [found[pid] for pid in sorted(found)]}
+
+
+class HeldCoresNoted:
+    """A sink in front of ``sink`` that follows the events with ``NeuronHolders`` and adds
+    what it found to each finished configuration's ``details["neuron_holders"]``."""
+
+    def __init__(self, sink: Callable[[Any], None],
+                 holders: Optional[NeuronHolders] = None) -> None:
+        self.sink = sink
+        self.holders = holders or NeuronHolders()
+
+    def __call__(self, event: Any) -> None:
+        self.holders(event)
+        if isinstance(event, ConfigFinished):
+            found = self.holders.load(event.index)
+            if found:
+                result = event.result
+                event = replace(event, result=replace(result, details={**result.details,
+                                                                       **found}))
+        self.sink(event)
+
+
+def held_cores_noted(sink: Callable[[Any], None], device: str) -> Callable[[Any], None]:
+    """``sink`` behind a ``HeldCoresNoted`` for a plan on the neuron device; as it is else."""
+    return HeldCoresNoted(sink) if str(device).split(":", 1)[0] == "neuron" else sink
 
 
 def core_names(cores: Iterable[int]) -> str:

@@ -297,7 +297,9 @@ from pathlib import Path  # noqa: E402
 
 from latency_tui.core.events import ConfigStarted  # noqa: E402
 from latency_tui.core.neuron.tools import neuron_ls  # noqa: E402
-from latency_tui.core.noiseneuron import NeuronHolders, neuron_reasons, own_pids  # noqa: E402
+from latency_tui.core.noiseneuron import (  # noqa: E402
+    HeldCoresNoted, NeuronHolders, held_cores_noted, neuron_reasons, own_pids,
+)
 
 NEURON_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "neuron"
 TRN2 = (NEURON_FIXTURES / "neuron-ls-trn2-device0.json").read_text(encoding="utf-8")  # pid 113985
@@ -342,21 +344,35 @@ def neuron_run(watch, copies=2, device="neuron", samples=3):
     watch(ConfigFinished(0, result(device=device, copies=copies)))
 
 
+def noted_run(holders, watch=None, **kwargs):
+    """``neuron_run`` through the engine's ``HeldCoresNoted`` (and on to ``watch``, as the
+    recorder gets them); the finished result as the recorder receives it."""
+    finished = []
+
+    def sink(event):
+        if watch is not None:
+            watch(event)
+        if isinstance(event, ConfigFinished):
+            finished.append(event.result)
+
+    neuron_run(HeldCoresNoted(sink, holders), **kwargs)
+    (done,) = finished
+    return done
+
+
 def test_neuron_cores_held_by_another_process_make_the_configuration_noisy(tmp_path):
     fake = FakePsutil()
     watch = watch_with(fake, tmp_path)
     reads = []
-    watch.neuron = NeuronHolders(read=listing(TRN2, reads=reads), own=lambda: {100, 101, 102})
-    neuron_run(watch, copies=2)
+    holders = NeuronHolders(read=listing(TRN2, reads=reads), own=lambda: {100, 101, 102})
+    done = noted_run(holders, watch, copies=2)
     assert len(reads) == 2  # at warm-up and at the end: never per sample
-    load = watch.load(0)
-    assert load["neuron_holders"] == [{"pid": 113985, "command": BENCH, "cores": [2, 3],
-                                       "seen": ["start", "end"]}]
-    noisy = with_noise(result(device="neuron", copies=2), load)
+    assert done.details["neuron_holders"] == [{"pid": 113985, "command": BENCH, "cores": [2, 3],
+                                               "seen": ["start", "end"]}]
+    noisy = with_noise(done, watch.load(0))
     assert noisy.details["noise"]["verdict"] == "noisy"
     reason = f"NeuronCores nc2, nc3 held by another process (pid 113985, {BENCH}) during the run"
     assert noisy.details["noise"]["reasons"] == [reason] and reason in noisy.warnings
-    assert noisy.details["host_load"]["neuron_holders"][0]["pid"] == 113985
     json.dumps(noisy.details)  # goes into the session file as it is
 
 
@@ -383,11 +399,10 @@ def test_a_process_gone_before_the_end_counts_and_one_copy_of_ours_does_not():
 def test_neuron_cores_held_only_by_our_own_processes_are_not_noise(tmp_path, text):
     fake = FakePsutil()
     watch = watch_with(fake, tmp_path)
-    watch.neuron = NeuronHolders(read=listing(text), own=lambda: {100, 101, 102})
-    neuron_run(watch, copies=2)
-    load = watch.load(0)
-    assert load["neuron_holders"] == []  # read, and nobody else was there
-    quiet = with_noise(result(device="neuron", copies=2), load)
+    holders = NeuronHolders(read=listing(text), own=lambda: {100, 101, 102})
+    done = noted_run(holders, watch, copies=2)
+    assert done.details["neuron_holders"] == []  # read, and nobody else was there
+    quiet = with_noise(done, watch.load(0))
     assert quiet.details["noise"] == {"verdict": "quiet", "reasons": []}
 
 
@@ -402,11 +417,9 @@ def test_neuron_cores_held_only_by_our_own_processes_are_not_noise(tmp_path, tex
 def test_no_neuron_ls_or_an_unreadable_listing_gives_no_reason(tmp_path, failure):
     fake = FakePsutil()
     watch = watch_with(fake, tmp_path)
-    watch.neuron = NeuronHolders(read=listing(failure), own=lambda: {100})
-    neuron_run(watch)
-    load = watch.load(0)
-    assert "neuron_holders" not in load
-    assert with_noise(result(device="neuron", copies=2), load).details["noise"]["verdict"] == "quiet"
+    done = noted_run(NeuronHolders(read=listing(failure), own=lambda: {100}), watch)
+    assert "neuron_holders" not in done.details
+    assert with_noise(done, watch.load(0)).details["noise"]["verdict"] == "quiet"
 
 
 def test_neuron_ls_is_not_run_for_other_devices_and_a_broken_reader_breaks_nothing(tmp_path):
@@ -423,6 +436,29 @@ def test_neuron_ls_is_not_run_for_other_devices_and_a_broken_reader_breaks_nothi
     assert neuron_reasons({"neuron_holders": "garbage"}) == neuron_reasons({}) == []
     assert neuron_reasons({"neuron_holders": [{"pid": 7, "command": "x", "cores": [0]}, 3]}) == [
         "NeuronCore nc0 held by another process (pid 7, x) during the run"]
+
+
+def test_neuron_ls_runs_on_the_engines_thread_never_in_the_recorder(tmp_path, monkeypatch):
+    """The TUI feeds its recorder on the UI thread: a listing there (up to 5 s) froze the
+    screen at each Neuron configuration's warm-up and end. The engine notes the holders on its
+    own thread (``held_cores_noted``, on the neuron device only); the recorder runs nothing."""
+    from latency_tui.core.recorder import SessionRecorder
+
+    started = []
+
+    def no_process(*args, **kwargs):  # recorded: the recorder swallows what a check raises
+        started.append(args)
+        raise OSError("no process here")
+
+    monkeypatch.setattr(subprocess, "run", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setattr(NeuronHolders, "_look", lambda self, when: started.append(when))
+    recorder = SessionRecorder()
+    neuron_run(recorder, copies=2)
+    assert started == [] and "neuron_holders" not in recorder.session.results[0].details
+    sink = [].append
+    assert held_cores_noted(sink, "cpu") is sink and held_cores_noted(sink, "cuda:0") is sink
+    assert isinstance(held_cores_noted(sink, "neuron:1"), HeldCoresNoted)
 
 
 def test_own_pids_are_this_process_and_its_children():
