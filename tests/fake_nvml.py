@@ -1,7 +1,7 @@
 """A stand-in for nvidia-ml-py's ``pynvml`` on a machine with no GPU: the same names, return
 types and error codes as the real module for the calls the NVML monitor makes, with each GPU
 scripted (its figures, the calls it does not support or forbids, when it falls off the bus)
-and every call counted, so that rates, shutdowns and lost GPUs can be checked."""
+and every call counted and timed, so that rates, shutdowns and lost GPUs can be checked."""
 
 from __future__ import annotations
 
@@ -103,6 +103,8 @@ class FakeNvml:
         self.init_error, self.driver, self.cuda, self.as_bytes = init_error, driver, cuda, as_bytes
         self.delays = dict(delays or {})
         self.calls: Dict[str, int] = collections.Counter()
+        #: When (``time.monotonic``) each call began, by name.
+        self.times: Dict[str, List[float]] = collections.defaultdict(list)
         self.initialised = 0
         self._lock = threading.Lock()
         if event_reasons:
@@ -112,9 +114,15 @@ class FakeNvml:
         with self._lock:
             return self.calls[name]
 
+    def started(self, name: str) -> List[float]:
+        """When each call of ``name`` so far began (``time.monotonic``), oldest first."""
+        with self._lock:
+            return list(self.times[name])
+
     def _enter(self, name: str, gpu: Optional[FakeGpu] = None) -> None:
         with self._lock:
             self.calls[name] += 1
+            self.times[name].append(time.monotonic())
         delay = self.delays.get(name)
         if delay:
             time.sleep(delay)

@@ -66,3 +66,21 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.01) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s")
         time.sleep(interval)
+
+
+def sample_latencies_ms(events, index=None):
+    """Every measured sample's latency in ms, from the engine's ``Samples`` events (end - start
+    of each inference; end - scheduled in open loop), of configuration ``index`` or of all.
+
+    For timing checks on a loaded host: preemption only ever adds time to a sample, and it
+    reaches many samples (a busy-wait's p50 reads 20-70 % high) but not nearly all, so a low
+    percentile of these is the work plus the harness's own overhead, which a test can bound
+    tightly where p50 would judge the host's scheduling."""
+    import numpy as np
+
+    from latency_tui.core.events import Samples
+
+    blocks = [e.block.latency_ns for e in events
+              if isinstance(e, Samples) and (index is None or e.index == index)]
+    assert blocks, "no samples"
+    return np.concatenate(blocks) / 1e6

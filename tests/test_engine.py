@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import fake_plan, wait_until
+from helpers import fake_plan, sample_latencies_ms, wait_until
 from latency_tui.core.engine import Engine
 from latency_tui.core.events import (
     ConfigFinished, ConfigStarted, ModelLoaded, Progress, RunFinished, RunStarted, Samples,
@@ -42,9 +42,23 @@ def test_events_tell_the_whole_run_in_order_and_samples_add_up():
     assert results[1].throughput.samples_per_s == pytest.approx(4 * results[1].throughput.inferences_per_s)
 
 
+def assert_faithful(result, events, nominal_ms, index=None, rel=0.05):
+    """The samples of a busy-waiting device of ``nominal_ms`` read that time, and the summary
+    is theirs. Every call spins at least ``nominal_ms`` on the clock the engine reads, so no
+    sample may read less. A loaded host preempts many calls (p50 reads 20-70 % high) but not
+    90 % of them, so p10 is an unpreempted call: the spin plus the harness's own overhead,
+    judged tightly (an overhead inside the timed window or a unit error shifts every sample,
+    p10 with them). The reported p50 must be the samples' own (exactly) and at least the spin."""
+    latency = sample_latencies_ms(events, index)
+    assert latency.min() >= nominal_ms
+    assert np.percentile(latency, 10) == pytest.approx(nominal_ms, rel=rel)
+    assert result.latency["p50"] == pytest.approx(np.percentile(latency, 50), rel=1e-9)
+    assert result.latency["p50"] >= nominal_ms
+
+
 def test_latency_is_measured_faithfully_on_a_busy_waiting_device():
-    (result,), _ = run(fake_plan(latency_ms=0.5, duration_s=0.5))
-    assert result.latency["p50"] == pytest.approx(0.5, rel=0.05)
+    (result,), events = run(fake_plan(latency_ms=0.5, duration_s=0.5))
+    assert_faithful(result, events, 0.5)
     assert result.throughput.inferences_per_s == pytest.approx(result.samples / result.duration_s)
     assert result.duration_s == pytest.approx(0.5, abs=0.05)
 
@@ -137,7 +151,7 @@ def test_copies_as_spawned_processes():
     assert len(result.details["warmup_iterations_per_copy"]) == 2
     streamed = sum(e.latencies_ns.size for e in events if isinstance(e, Samples))
     assert streamed == result.samples
-    assert result.latency["p50"] == pytest.approx(0.5, rel=0.1)
+    assert_faithful(result, events, 0.5)  # p10 within 5 %: see assert_faithful
     # Scaling across processes is a benchmark's job (benchmarks/), not a timed test's.
 
 
@@ -154,17 +168,21 @@ def test_preprocess_and_postprocess_are_timed_apart():
     model = plan.model.__class__(source="builtin:noop", preprocess=f"{WORKLOADS}:preprocess",
                                  postprocess=f"{WORKLOADS}:count_calls")
     plan = plan.__class__(**{**plan.__dict__, "model": model})
-    (result,), _ = run(plan)
+    (result,), events = run(plan)
     assert result.status == "finished", result.error
     assert set(result.stages) == {"end_to_end", "preprocess", "postprocess"}
+    # Each sample's end to end holds its inference and more, so its p50 is above, load or not.
     assert result.stages["end_to_end"]["p50"] > result.latency["p50"]
-    assert result.latency["p50"] == pytest.approx(0.2, rel=0.1)
+    assert_faithful(result, events, 0.2)  # the inference alone: p10 within 5 % of 0.2 ms
 
 
 def test_engine_reports_a_busy_wait_within_2_percent_of_a_bare_timed_loop():
-    """The harness must not distort what it measures: p50 of a 200 us busy-wait model through
+    """The harness must not distort what it measures: p10 of a 200 us busy-wait model through
     the whole engine (file source, CPU backend, worker thread, collector) against a bare
-    perf_counter_ns loop over the same function."""
+    perf_counter_ns loop over the same function. p10, not p50: on a loaded host preemption
+    inflates many calls of either loop (p50 by up to 20 %, and not equally in the two) but not
+    90 % of them, so p10 is an unpreempted call of each, and any overhead the engine adds
+    inside its timed window (2 % is 4 us) still shows there."""
     import importlib.util
     from time import perf_counter_ns
 
@@ -179,13 +197,16 @@ def test_engine_reports_a_busy_wait_within_2_percent_of_a_bare_timed_loop():
         t0 = perf_counter_ns()
         module.busy_wait()
         bare[i] = perf_counter_ns() - t0
-    bare_p50 = np.median(bare) / 1e6
+    bare_p10 = np.percentile(bare, 10) / 1e6
 
     preset = parse_preset(f'[model]\nsource = "{WORKLOADS}:busy_factory"\n[run]\ndevice = "cpu"\n',
                           name="busy", path=None, origin="file", where="test")
-    (result,), _ = run(build_plan(preset, Overrides(samples=2000)))
+    (result,), events = run(build_plan(preset, Overrides(samples=2000)))
     assert result.status == "finished", result.error
-    assert result.latency["p50"] == pytest.approx(bare_p50, rel=0.02)
+    latency = sample_latencies_ms(events)
+    assert np.percentile(latency, 10) == pytest.approx(bare_p10, rel=0.02)
+    # and what the engine reports is those samples
+    assert result.latency["p50"] == pytest.approx(np.percentile(latency, 50), rel=1e-9)
 
 
 @pytest.mark.slow

@@ -94,32 +94,41 @@ def test_keyboard_interrupt_raised_by_a_model_is_that_models_failure():
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_eight_hung_copies_stop_within_one_shared_grace_not_one_grace_per_copy(mode):
     """Every copy is asked at once and all share one deadline: the stop takes about one grace
-    (it took a grace per copy, plus one: 4.5 s here), and no copy process is left."""
+    (it took a grace per copy, plus one: 9 s here; the bound, 4 s, leaves a loaded host room
+    on top of the one 1 s grace), and no copy process is left."""
     import threading
 
     from latency_tui.core.events import RunFinished, Samples
 
-    grace = 0.5
+    grace = 1.0
     plan = fake_plan(copies=(8,), copy_mode=mode, mode="sleep", latency_ms=1.0, hang_after=80,
                      duration_s=60)
     events = []
     engine = Engine(plan, events.append, stop_grace_s=grace)
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
+    # Every copy is past its 80th call, and all eight hang, once samples stop coming (the
+    # engine collects them every 0.1 s; a copy still measuring adds one every millisecond).
     deadline = time.monotonic() + 60
-    while not any(isinstance(e, Samples) for e in events) and time.monotonic() < deadline:
+    counted, since = 0, time.monotonic()
+    while time.monotonic() < deadline:
+        now = sum(e.block.size for e in list(events) if isinstance(e, Samples))
+        if now != counted:
+            counted, since = now, time.monotonic()
+        elif counted and time.monotonic() - since >= 0.5:
+            break
         time.sleep(0.02)
-    time.sleep(0.5)  # every copy is past its 80th call: all eight hang
+    assert counted, "no samples within 60 s"
     asked = time.monotonic()
     engine.stop()
     thread.join(30)
     took = time.monotonic() - asked
     assert not thread.is_alive()
-    assert took < grace * 2 + 1.5, f"the stop took {took:.2f} s"  # a grace per copy: 4.5 s
+    assert took < 4.0, f"the stop took {took:.2f} s"  # a grace per copy, plus one: 9 s
     (finished,) = [e for e in events if isinstance(e, RunFinished)]
     (result,) = finished.results
     assert result.status == "cancelled" and result.samples > 0
-    assert any("did not end within 0.5 s" in w for w in result.warnings), result.warnings
+    assert any("did not end within 1 s" in w for w in result.warnings), result.warnings
     assert stray_children() == []
 
 

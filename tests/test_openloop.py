@@ -102,7 +102,10 @@ def test_constant_arrivals_of_several_copies_make_one_evenly_spaced_schedule():
     assert np.abs(gaps - 1e9 / rate).max() <= 2  # ns: rounding only
     assert scheduled.size == pytest.approx(rate * 1.5, abs=2)
     loop = result.details["open_loop"]
-    assert loop["offered_rate_per_s"] == pytest.approx(rate, rel=0.02)
+    # The offered rate is the sends over the span from the first send to the last: the host
+    # delaying either by 30 ms moves it 2 %, so 5 %; a rate bug is 50 % or more off (400/s with
+    # each copy at the whole rate, 100/s with each at a quarter of it).
+    assert loop["offered_rate_per_s"] == pytest.approx(rate, rel=0.05)
     assert loop["achieved_rate_per_s"] == pytest.approx(rate, rel=0.05)
     assert result.throughput.inferences_per_s == pytest.approx(rate, rel=0.05)
     assert result.config.label.endswith("200/s constant")

@@ -86,7 +86,23 @@ def _wait_for(session: str, text: str, timeout: float) -> str:
         if text in screen:
             return screen
         time.sleep(0.1)
-    raise AssertionError(f"{text!r} never appeared; the screen was:\n{_capture(session)}")
+    raise AssertionError(f"{text!r} never appeared in {timeout:g} s; the screen was:\n"
+                         f"{_capture(session)}")
+
+
+def _wait_for_file(session: str, path: Path, timeout: float) -> None:
+    """Until ``path`` exists; fails with the terminal's screen if it does not in time."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{path.name} was not written in {timeout:g} s; the screen "
+                                 f"was:\n{_capture(session)}")
+        time.sleep(0.1)
+
+
+#: How long the app may take to draw its first screen: a cold start on a loaded host (imports,
+#: the first Textual frame) takes several seconds.
+COLD_START_S = 30
 
 
 @pytest.mark.slow
@@ -116,25 +132,21 @@ def test_mlp_preset_in_tmux_run_save_quit(tmp_path):
     subprocess.run(["tmux", "resize-window", "-t", name, "-x", "120", "-y", "40"],
                    capture_output=True)
     try:
-        screen = _wait_for(name, "IDLE", 15)
+        screen = _wait_for(name, "IDLE", COLD_START_S)
         assert "preset mlp-quick" in screen and "1 configuration x 1 s" in screen
         subprocess.run(["tmux", "send-keys", "-t", name, "r"], check=True)
         screen = _wait_for(name, "FINISHED", 90)
         # The model's name, shortened in the header where the window is narrower than asked.
         assert "tabular-" in screen and "finished" in screen
         subprocess.run(["tmux", "send-keys", "-t", name, "s"], check=True)
-        _wait_for(name, "Save the session (JSON)", 10)
+        _wait_for(name, "Save the session (JSON)", 15)
         for keys in (["C-u"], ["-l", str(target)], ["Enter"]):
             subprocess.run(["tmux", "send-keys", "-t", name, *keys], check=True)
             time.sleep(0.3)
-        deadline = time.monotonic() + 10
-        while not target.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        _wait_for(name, "saved 1 configuration to", 5)
+        _wait_for_file(name, target, 10)
+        _wait_for(name, "saved 1 configuration to", 15)
         subprocess.run(["tmux", "send-keys", "-t", name, "q"], check=True)
-        deadline = time.monotonic() + 15
-        while not exit_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_for_file(name, exit_file, 15)
         assert exit_file.read_text().strip() == "0"
         assert "session saved to" in _capture(name)
     finally:
@@ -152,9 +164,10 @@ def test_mlp_preset_in_tmux_run_save_quit(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_quit_during_a_slow_model_load_in_tmux(tmp_path):
-    """A model that takes a minute to load: q, y leaves within about a second, the screen
-    saying what it waits for, and the terminal is given back (no blank screen while the
-    process waits for the load)."""
+    """A model that takes a minute to load: q, y leaves without waiting for the load (its
+    process is ended after a short grace, which test_runcontrol checks; the bound here is a
+    loose 10 s, for a loaded host, far below the load's minute), and the terminal is given
+    back (no blank screen while the process waits for the load)."""
     config, data = tmp_path / "config", tmp_path / "data"
     presets = config / "latency-tui" / "presets"
     presets.mkdir(parents=True)
@@ -175,17 +188,17 @@ def test_quit_during_a_slow_model_load_in_tmux(tmp_path):
     subprocess.run(["tmux", "resize-window", "-t", name, "-x", "120", "-y", "40"],
                    capture_output=True)
     try:
-        _wait_for(name, "IDLE", 15)
+        _wait_for(name, "IDLE", COLD_START_S)
         subprocess.run(["tmux", "send-keys", "-t", name, "r"], check=True)
         _wait_for(name, "loading workloads:sleeps_in_load", 30)
         time.sleep(0.5)
         subprocess.run(["tmux", "send-keys", "-t", name, "q"], check=True)
-        _wait_for(name, "A run is in progress", 5)
+        _wait_for(name, "A run is in progress", 15)
         began = time.monotonic()
         subprocess.run(["tmux", "send-keys", "-t", name, "y"], check=True)
-        screen = _wait_for(name, "LEFT", 10)
+        screen = _wait_for(name, "LEFT", 15)
         took = time.monotonic() - began
-        assert took < 2.0, f"quitting took {took:.1f} s"
+        assert took < 10, f"quitting took {took:.1f} s"
         assert exit_file.read_text().strip() == "0"
         assert "Traceback" not in screen
     finally:
