@@ -31,7 +31,10 @@ from .plan import Overrides, build_plan, check_sources, parse_int_list
 from .presets import DEFAULT_PRESET, Preset, list_presets, load_preset, user_preset_dir
 from .recorder import SessionRecorder
 from .repro import Replay, cost_per_million, load_replay
-from .session import Session, check_writable, load_session, save_session, session_target
+from .session import (
+    Session, check_writable, load_session, save_session, session_target, session_text,
+    write_session_text,
+)
 from .specs import RunPlan
 from .stats import throughput_avg_peak
 from .trial import check_inputs, in_own_thread
@@ -83,6 +86,6 @@ __all__ = [
     "data_dir", "default_monitors",
     "describe_error", "list_presets", "needs_folder", "load_preset", "load_session",
     "parse_int_list", "plan_with", "poll_all", "real_stdio", "safe_name", "save_session",
-    "session_path", "session_target", "sessions_dir", "start", "throughput_avg_peak",
-    "user_preset_dir", "Replay", "cost_per_million", "load_replay",
+    "session_path", "session_target", "session_text", "sessions_dir", "start", "throughput_avg_peak",
+    "user_preset_dir", "Replay", "cost_per_million", "load_replay", "write_session_text",
 ]

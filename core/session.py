@@ -324,8 +324,19 @@ def check_writable(path: PathLike, *, what: str = "--json") -> Path:
 def save_session(session: Session, path: PathLike) -> Path:
     """Write ``session`` to ``path`` atomically: a temporary file beside it, then a rename. The
     temporary file is removed on every way out, and what was at ``path`` is left whole."""
+    return write_session_text(session_text(session), path)
+
+
+def session_text(session: Session) -> str:
+    """The session file's text: what ``save_session`` writes. Taken apart from the writing so
+    that the TUI can take it on its own thread (a snapshot of a session it keeps changing) and
+    leave the disk's write and fsync, which take as long as the disk does, to another."""
+    return json.dumps(session.to_dict(), indent=2, allow_nan=False, default=_json_default)
+
+
+def write_session_text(text: str, path: PathLike) -> Path:
+    """``text`` (from ``session_text``) written to ``path`` atomically, as ``save_session``."""
     target = session_target(path, what="session")
-    text = json.dumps(session.to_dict(), indent=2, allow_nan=False, default=_json_default)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

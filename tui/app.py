@@ -325,7 +325,7 @@ class LatencyApp(Running, App[int]):
             answer)
 
     def _finish_quit(self) -> None:
-        self.sessions.autosave()
+        self.sessions.autosave(wait=True)
         self.exit(self.exit_code)
 
     def _handle_signals(self) -> None:
@@ -363,7 +363,7 @@ class LatencyApp(Running, App[int]):
             if self.runs.live is not None:
                 self.runs.live.apply(event)
             self.sessions.record(event)
-        self.sessions.autosave()
+        self.sessions.autosave(wait=True)
         os._exit(self.exit_code)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

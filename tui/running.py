@@ -155,6 +155,7 @@ class Running:
         the GIL, a thread-mode timing loop) the same whatever changed in it.
         """
         ended = self.runs.ended  # read before draining: every event is in the buffer by then
+        self.sessions.report()  # the writes the session writer finished since the last tick
         lifecycle = False
         for event in self.runs.drain():
             run = self.runs.live

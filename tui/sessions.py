@@ -6,15 +6,21 @@ results table; a different preset or model starts a new one. Each run of a sessi
 (1, 2, ...): the session file keeps each run's plan under ``runs`` and the id on every result
 (``trial["run"]``), and the table shows it ("2.3": run 2, its third configuration). It is
 saved after every finished configuration, atomically (``core.session.save_session``), so
-quitting or a crash loses at most the configuration in progress.
+quitting or a crash loses at most the configuration in progress. Those saves are written by a
+thread of their own (``SessionWriter``): the UI thread only takes the file's text, since the
+write's fsync lasts as long as the disk takes (seconds on a busy network home directory), and
+the display must not freeze for it. Quitting waits for the last write.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from latency_tui.core.api import Session, SessionRecorder, save_session, session_path
+from latency_tui.core.api import (
+    Session, SessionRecorder, save_session, session_path, session_text, write_session_text,
+)
 from latency_tui.core.errors import UserError
 from latency_tui.core.events import Event
 from latency_tui.core.specs import RunPlan
@@ -22,15 +28,69 @@ from latency_tui.core.specs import RunPlan
 from .live import LiveConfig, LiveRun
 
 Notify = Callable[[str, str], None]
+Outcome = Tuple[Path, Optional[BaseException]]
+
+
+class SessionWriter:
+    """Writes session files on a thread of its own, the newest text of each path only.
+
+    ``submit`` never waits for the disk; ``outcomes`` hands the UI thread what was written or
+    failed since it last asked; ``flush`` waits for every write submitted so far (quitting)."""
+
+    def __init__(self, write: Callable[[str, Path], Any] = write_session_text) -> None:
+        self._write = write
+        self._cond = threading.Condition()
+        self._pending: Dict[Path, str] = {}
+        self._outcomes: List[Outcome] = []
+        self._busy = False
+        self._thread: Optional[threading.Thread] = None
+
+    def submit(self, path: Path, text: str) -> None:
+        with self._cond:
+            self._pending[path] = text  # a write not yet begun is replaced by the newer text
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="session-writer",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def outcomes(self) -> List[Outcome]:
+        with self._cond:
+            done, self._outcomes = self._outcomes, []
+        return done
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every submitted text is written (or failed); False if ``timeout`` passed."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                path = next(iter(self._pending))
+                text = self._pending.pop(path)
+                self._busy = True
+            error: Optional[BaseException] = None
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._write(text, path)
+            except Exception as exc:  # reported to the UI thread as a notice
+                error = exc
+            with self._cond:
+                self._outcomes.append((path, error))
+                self._busy = False
+                self._cond.notify_all()
 
 
 class SessionKeeper:
     """Records events into the current session, saves it, and lists its configurations."""
 
     def __init__(self, directory: Callable[[], Path], notify: Notify,
-                 path: Optional[Path] = None) -> None:
+                 path: Optional[Path] = None, writer: Optional[SessionWriter] = None) -> None:
         self._directory = directory
         self._notify = notify
+        self.writer = writer or SessionWriter()
         #: Where the current session is saved (the first one may be given by the user).
         self.path = path
         self.recorder = SessionRecorder()
@@ -74,26 +134,35 @@ class SessionKeeper:
     def record(self, event: Event) -> None:
         self.recorder(event)
 
-    def autosave(self) -> Optional[Path]:
-        """Save the session where it goes (a new file in the data directory the first time);
-        a failure is a notice, never an exception in the middle of a run."""
+    def autosave(self, wait: bool = False) -> Optional[Path]:
+        """Save the session where it goes (a new file in the data directory the first time),
+        by the writer's thread; ``wait`` (quitting) waits for it. A failure is a notice, never
+        an exception in the middle of a run."""
         if not self.session.results:
             return None
-        path = self.path
+        path = self.path or self.default_path(str(self.session.preset.get("name") or "session"))
         try:
-            if path is None:
-                path = self.default_path(str(self.session.preset.get("name") or "session"))
-                path.parent.mkdir(parents=True, exist_ok=True)
-            save_session(self.session, path)
-        except (OSError, UserError, ValueError) as exc:
+            text = session_text(self.session)
+        except (UserError, ValueError, TypeError) as exc:
             self._notify("error", f"could not save the session to {path}: {exc}")
             return None
         self.path = path
-        self._remember(path)
-        if self._announced != path:
+        self.writer.submit(path, text)
+        if self._announced != path:  # said now, in the run's order; a failed write says so
             self._announced = path
             self._notify("info", f"session saved to {path} (after every configuration)")
+        if wait and not self.writer.flush():
+            self._notify("error", f"the session's write to {path} did not end in 30 s")
+        self.report()
         return path
+
+    def report(self) -> None:
+        """Notices for the writes that failed since the last call (the app's tick calls it)."""
+        for path, error in self.writer.outcomes():
+            if error is None:
+                self._remember(path)
+            else:
+                self._notify("error", f"could not save the session to {path}: {error}")
 
     def save_as(self, path: Path, session: Optional[Session] = None) -> bool:
         """Save to ``path``; the current session then keeps being saved there."""

@@ -161,6 +161,8 @@ async def finish_run(pilot, timeout: float = 60.0) -> None:
         raise AssertionError("the run never ended")
     app._tick(force=True)
     await pilot.pause()
+    # The session's last save is written by the writer's thread; its notice comes with a tick.
+    assert app.sessions.writer.flush(30), "the session's last write never ended"
     app._tick(force=True)
     await pilot.pause()
 
