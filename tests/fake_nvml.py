@@ -42,11 +42,17 @@ class NVMLError(Exception):
         return _MESSAGES.get(self.value, f"NVML error code {self.value}")
 
 
+class NVMLLibraryMismatchError(Exception):
+    """As pynvml's (not an NVMLError): an unversioned wrapper whose versioned call the driver
+    lacks (nvmlDeviceGetComputeRunningProcesses on drivers before R510)."""
+
+
 class FakeGpu:
     """One GPU's script. ``unsupported`` / ``forbidden``: names of calls that answer
     NOT_SUPPORTED / NO_PERMISSION; ``lost_after``: calls on its handle before each further one
     answers GPU_IS_LOST; ``failing``: call name to the error code it answers; ``broken``: calls
-    that raise a plain RuntimeError."""
+    that raise a plain RuntimeError; ``mismatched``: calls that raise pynvml's
+    NVMLLibraryMismatchError."""
 
     def __init__(self, name: str = "NVIDIA H100 80GB HBM3", uuid: str = "GPU-0000",
                  memory_total: int = 80_000_000_000, memory_used: int = 12_300_000_000,
@@ -55,7 +61,8 @@ class FakeGpu:
                  temperature: int = 61, throttle: int = 0, pids: Sequence[int] = (),
                  capability: tuple = (9, 0), unsupported: Iterable[str] = (),
                  forbidden: Iterable[str] = (), failing: Optional[Dict[str, int]] = None,
-                 broken: Iterable[str] = (), lost_after: Optional[int] = None) -> None:
+                 broken: Iterable[str] = (), lost_after: Optional[int] = None,
+                 mismatched: Iterable[str] = ()) -> None:
         self.name, self.uuid, self.capability = name, uuid, capability
         self.memory_total, self.memory_used = memory_total, memory_used
         self.util_gpu, self.util_memory = util_gpu, util_memory
@@ -64,6 +71,7 @@ class FakeGpu:
         self.throttle, self.pids = throttle, list(pids)
         self.unsupported, self.forbidden, self.broken = set(unsupported), set(forbidden), set(broken)
         self.failing = dict(failing or {})
+        self.mismatched = set(mismatched)
         self.lost_after = lost_after
         self.calls = 0
 
@@ -72,6 +80,7 @@ class FakeNvml:
     """The module: pass an instance where the monitor takes ``nvml``."""
 
     NVMLError = NVMLError
+    NVMLLibraryMismatchError = NVMLLibraryMismatchError
     NVML_ERROR_UNINITIALIZED = NVML_ERROR_UNINITIALIZED
     NVML_ERROR_INVALID_ARGUMENT = NVML_ERROR_INVALID_ARGUMENT
     NVML_ERROR_NOT_SUPPORTED = NVML_ERROR_NOT_SUPPORTED
@@ -95,10 +104,13 @@ class FakeNvml:
 
     def __init__(self, gpus: Sequence[FakeGpu] = (), init_error: Optional[int] = None,
                  driver: str = "550.54.15", cuda: int = 12040, as_bytes: bool = False,
-                 delays: Optional[Dict[str, float]] = None, event_reasons: bool = False) -> None:
+                 delays: Optional[Dict[str, float]] = None, event_reasons: bool = False,
+                 temperature_v: bool = False, removed: Iterable[str] = ()) -> None:
         """``as_bytes``: strings come back as bytes, as from pynvml before 11.5; ``delays``:
         seconds a call sleeps; ``event_reasons``: also has nvmlDeviceGetCurrentClocksEventReasons,
-        as nvidia-ml-py 12.535 and later do."""
+        as nvidia-ml-py 12.535 and later do; ``temperature_v``: also has
+        nvmlDeviceGetTemperatureV (nvidia-ml-py 12.560 and later); ``removed``: calls this
+        module lacks (as a later one will lack the deprecated nvmlDeviceGetTemperature)."""
         self.gpus = list(gpus)
         self.init_error, self.driver, self.cuda, self.as_bytes = init_error, driver, cuda, as_bytes
         self.delays = dict(delays or {})
@@ -109,6 +121,10 @@ class FakeNvml:
         self._lock = threading.Lock()
         if event_reasons:
             self.nvmlDeviceGetCurrentClocksEventReasons = self._event_reasons
+        if temperature_v:
+            self.nvmlDeviceGetTemperatureV = self._temperature_v
+        for name in removed:  # what getattr(module, name, None) finds in a module without it
+            setattr(self, name, None)
 
     def count(self, name: str) -> int:
         with self._lock:
@@ -141,6 +157,11 @@ class FakeNvml:
             raise NVMLError(gpu.failing[name])
         if name in gpu.broken:
             raise RuntimeError(f"{name} exploded")
+        if name in gpu.mismatched:
+            raise NVMLLibraryMismatchError(
+                "Unversioned function called and the pyNVML version does not match the NVML "
+                "lib version. Either use matching pyNVML and NVML lib versions or use a "
+                "versioned function such as " + name + "_v2")
 
     def _str(self, text: str) -> Any:
         return text.encode() if self.as_bytes else text
@@ -216,6 +237,12 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return gpu.temperature
 
+    def _temperature_v(self, gpu: FakeGpu, sensor: int) -> int:
+        self._enter("nvmlDeviceGetTemperatureV", gpu)
+        if sensor != self.NVML_TEMPERATURE_GPU:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return gpu.temperature
+
     def nvmlDeviceGetCurrentClocksThrottleReasons(self, gpu: FakeGpu) -> int:
         self._enter("nvmlDeviceGetCurrentClocksThrottleReasons", gpu)
         return gpu.throttle
@@ -226,4 +253,8 @@ class FakeNvml:
 
     def nvmlDeviceGetComputeRunningProcesses(self, gpu: FakeGpu) -> List[SimpleNamespace]:
         self._enter("nvmlDeviceGetComputeRunningProcesses", gpu)
+        return [SimpleNamespace(pid=pid, usedGpuMemory=1 << 30) for pid in gpu.pids]
+
+    def nvmlDeviceGetComputeRunningProcesses_v2(self, gpu: FakeGpu) -> List[SimpleNamespace]:
+        self._enter("nvmlDeviceGetComputeRunningProcesses_v2", gpu)
         return [SimpleNamespace(pid=pid, usedGpuMemory=1 << 30) for pid in gpu.pids]

@@ -82,7 +82,8 @@ def test_a_gpu_reads_its_utilisation_memory_clocks_power_and_temperature(monitor
 def test_a_figure_nvml_will_not_give_is_left_out_not_zero(monitor):
     m, _ = monitor(FakeGpu(
         unsupported={"nvmlDeviceGetPowerUsage", "nvmlDeviceGetTemperature",
-                     "nvmlDeviceGetComputeRunningProcesses"},
+                     "nvmlDeviceGetComputeRunningProcesses",
+                     "nvmlDeviceGetComputeRunningProcesses_v2"},
         forbidden={"nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetCurrentClocksThrottleReasons"}))
     (reading,) = settled(m)
     assert reading.percent == 87.0 and reading.note == "12.3/80.0 GB"
@@ -143,6 +144,89 @@ def test_another_nvml_error_reads_lost_for_that_sample_and_it_recovers(monitor):
     assert settled(m) == [Reading("gpu0", None, "lost: Unknown Error")]
     gpu.failing.clear()
     wait_for(lambda: m.poll()[0].percent == 87.0)
+
+
+def test_an_old_driver_without_the_versioned_process_call_keeps_every_other_figure(monitor):
+    """nvidia-ml-py's unversioned process call raises NVMLLibraryMismatchError, not an
+    NVMLError, on drivers before R510: that figure falls back to the _v2 call, and no other
+    figure is lost with it."""
+    gpu = FakeGpu(pids=[NO_SUCH_PID], mismatched={"nvmlDeviceGetComputeRunningProcesses"})
+    m, nvml = monitor(gpu, host_pids=True)
+    (reading,) = settled(m)
+    assert reading.percent == 87.0 and dict(reading.metrics)["other_processes"] == 1.0
+    assert dict(reading.metrics)["temperature_c"] == 61.0
+    assert nvml.count("nvmlDeviceGetComputeRunningProcesses_v2") >= 1
+
+
+def test_a_figure_no_call_of_this_driver_gives_is_absent_and_the_rest_stay(monitor):
+    gpu = FakeGpu(mismatched={"nvmlDeviceGetComputeRunningProcesses",
+                              "nvmlDeviceGetComputeRunningProcesses_v2"})
+    m, _ = monitor(gpu)
+    (reading,) = settled(m)
+    assert reading.percent == 87.0 and "other_processes" not in dict(reading.metrics)
+
+
+def test_temperature_reads_through_the_newer_call_and_without_the_deprecated_one(monitor):
+    nvml = FakeNvml([FakeGpu()], temperature_v=True, removed={"nvmlDeviceGetTemperature"})
+    m, _ = monitor(nvml=nvml)
+    (reading,) = settled(m)
+    assert dict(reading.metrics)["temperature_c"] == 61.0 and reading.percent == 87.0
+    assert nvml.count("nvmlDeviceGetTemperatureV") >= 1
+
+
+def test_in_a_container_other_processes_are_unknown_not_counted(monitor):
+    """Without the host's PID namespace NVML's PIDs are the host's: this run's own would count
+    as other processes and mark every configuration noisy."""
+    m, _ = monitor(FakeGpu(pids=[NO_SUCH_PID, NO_SUCH_PID + 1]), host_pids=False)
+    (reading,) = settled(m)
+    assert "other_processes" not in dict(reading.metrics)
+    assert "other processes unknown in a container" in reading.note and reading.percent == 87.0
+
+
+def test_the_run_reads_only_its_own_gpus_labelled_as_cuda_numbers_them(monitor, monkeypatch):
+    gpus = [FakeGpu(uuid=f"GPU-{i}aaa", util_gpu=10 * i) for i in range(4)]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    m, _ = monitor(*gpus, cuda_indices=[1])  # cuda:1 is NVML's GPU 3
+    assert [(r.label, r.percent) for r in settled(m)] == [("gpu1", 30.0)]
+    assert all(gpu.calls <= 1 for gpu in gpus[:3])  # its name (are the GPUs alike?), no sample
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-1a,GPU-3")  # UUID prefixes, as CUDA takes
+    m, _ = monitor(*gpus, cuda_indices=[0, 1])
+    assert [(r.label, r.percent) for r in settled(m)] == [("gpu0", 10.0), ("gpu1", 30.0)]
+
+
+def test_gpus_the_run_cannot_be_matched_to_are_all_read(monitor, monkeypatch):
+    """Mixed GPUs and CUDA's fastest-first order: CUDA's numbers need not be NVML's."""
+    gpus = [FakeGpu(name="NVIDIA A100"), FakeGpu(name="NVIDIA T4", util_gpu=5)]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    m, _ = monitor(*gpus, cuda_indices=[1])
+    assert [r.label for r in settled(m)] == ["gpu0", "gpu1"]
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    m, _ = monitor(*gpus, cuda_indices=[1])
+    assert [(r.label, r.percent) for r in settled(m)] == [("gpu1", 5.0)]
+
+
+def test_a_gpu_this_user_may_not_open_says_so(monitor):
+    nvml = FakeNvml([FakeGpu(), FakeGpu()])
+    real = nvml.nvmlDeviceGetHandleByIndex
+
+    def handle(index):
+        if index == 1:
+            raise nvml.NVMLError(NVML_ERROR_NO_PERMISSION)
+        return real(index)
+
+    nvml.nvmlDeviceGetHandleByIndex = handle
+    m, _ = monitor(nvml=nvml)
+    assert settled(m)[1] == Reading("gpu1", None, "no permission to read the GPU (NVML)")
+
+
+def test_a_failed_sample_forgets_the_last_throttle_reasons(monitor):
+    gpu = FakeGpu(throttle=0x4)
+    m, _ = monitor(gpu)
+    wait_for(lambda: m.throttle_reasons(0) == ["sw power cap"])
+    gpu.failing["nvmlDeviceGetUtilizationRates"] = NVML_ERROR_UNKNOWN
+    wait_for(lambda: m.poll()[0].note == "lost: Unknown Error")
+    assert m.throttle_reasons(0) == []
 
 
 def test_poll_never_raises_even_when_the_binding_does(monitor):
@@ -209,7 +293,8 @@ def test_by_default_this_process_and_its_children_are_ours(monitor):
     (0x1 | 0x2, []),  # idle, and clocks the user set: not held back from the work
     (0x1 | 0x4, ["sw power cap"]),
     (0x8 | 0x40, ["hw slowdown", "hw thermal"]),
-    (0x400, ["0x400"]),  # a reason newer than this code still counts
+    (0x200 | 0x400, ["board limit", "reliability"]),
+    (0x800, ["0x800"]),  # a reason newer than this code still counts
 ])
 def test_throttling_is_flagged_with_its_reasons(monitor, bits, reasons):
     m, _ = monitor(FakeGpu(throttle=bits))

@@ -13,7 +13,7 @@ configuration's readings into its result; and, between runs, by the TUI itself.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from .base import Monitor, Reading, StaticMonitor, UnavailableMonitor
 from .host import CpuMonitor, MemoryMonitor
@@ -35,7 +35,7 @@ def default_monitors(device: str = "cpu") -> List[Monitor]:
         from .nvml import NvmlMonitor, NvmlUnavailable, load_nvml
 
         try:
-            monitors.append(NvmlMonitor(nvml=load_nvml()))
+            monitors.append(NvmlMonitor(nvml=load_nvml(), cuda_indices=cuda_indices(device)))
         except NvmlUnavailable as exc:
             monitors.append(UnavailableMonitor("gpu", exc.reason))
     elif kind == "neuron":
@@ -50,6 +50,17 @@ def default_monitors(device: str = "cpu") -> List[Monitor]:
         else:
             monitors.append(NeuronMonitor())
     return monitors
+
+
+def cuda_indices(device: str) -> Optional[List[int]]:
+    """The CUDA devices a run on ``device`` uses, as this process numbers them (None: all)."""
+    _, _, rest = device.partition(":")
+    if rest.isdigit() or not rest:
+        return [int(rest or 0)]
+    from ..backends.cuda import visible_devices
+
+    visible = visible_devices()
+    return None if visible is None else list(range(len(visible)))
 
 
 def poll_all(monitors: Sequence[Monitor]) -> List[tuple]:

@@ -13,158 +13,91 @@ What NVML will not give stays absent: a figure the GPU does not support or this 
 read is left out of the reading, never reported as 0. GB and MB are decimal (1e9, 1e6 bytes),
 as elsewhere in latency-tui; an "80 GB" card reads about 85 GB.
 
-NVML numbers GPUs as the driver does (PCI bus order) and ignores CUDA_VISIBLE_DEVICES: match a
-CUDA device to its NVML index by UUID. In a container without the host's PID namespace NVML
-reports host PIDs, so this process's own work may count among ``other_processes``.
+NVML numbers GPUs as the driver does (PCI bus order) and ignores CUDA_VISIBLE_DEVICES: given
+the run's CUDA devices (``cuda_indices``), the monitor reads only those, found through
+CUDA_VISIBLE_DEVICES (by UUID where it names them) and labelled as the run numbers them
+(``gpu0`` is ``cuda:0``), so that another user's job on a GPU the run does not use is not
+this run's noise. In a container without the host's PID namespace NVML reports host PIDs,
+which cannot be told from this run's own: there ``other_processes`` is left out, and says so.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .base import Reading
+from .nvmlcalls import (  # noqa: F401  (INSTALL_HINT, gpu_facts, load_nvml: this module's API too)
+    INSTALL_HINT, REASONS, NvmlUnavailable, as_text, code_of, describe, figure, first_figure,
+    gpu_facts, load_nvml, reason_of, start_nvml,
+)
 
-INSTALL_HINT = "nvidia-ml-py is not installed (pip install 'latency-tui[cuda]')"
 MIN_PERIOD_S = 0.25
 JOIN_TIMEOUT_S = 2.0
 
-#: nvml.h return codes, used where a module lacks the constant (the values are the C ABI's).
-_ABI_CODES = {
-    "NOT_SUPPORTED": 3, "NO_PERMISSION": 4, "DRIVER_NOT_LOADED": 9, "LIBRARY_NOT_FOUND": 12,
-    "FUNCTION_NOT_FOUND": 13, "GPU_IS_LOST": 15, "LIB_RM_VERSION_MISMATCH": 18,
-}
-
-_REASONS = {
-    "DRIVER_NOT_LOADED": "no NVIDIA driver",
-    "NO_PERMISSION": "no permission to read the GPU (NVML)",
-    "LIBRARY_NOT_FOUND": "NVML library not found (no NVIDIA driver installed)",
-    "LIB_RM_VERSION_MISMATCH": "NVML and the loaded driver differ (reboot or reload the driver)",
-}
 
 #: Clock event ("throttle") reason bits, nvml.h's nvmlClocksEventReason* / *ThrottleReason*.
 _IDLE_OR_APP_CLOCKS = 0x1 | 0x2
 _THROTTLE_NAMES = (
     (0x4, "sw power cap"), (0x8, "hw slowdown"), (0x10, "sync boost"),
     (0x20, "sw thermal"), (0x40, "hw thermal"), (0x80, "hw power brake"),
-    (0x100, "display clock"),
+    (0x100, "display clock"), (0x200, "board limit"), (0x400, "reliability"),
 )
+#: Each figure's calls, newest first: a driver without the newer one answers FUNCTION_NOT_FOUND
+#: (or, for an unversioned wrapper of a versioned call, pynvml's NVMLLibraryMismatchError).
+_TEMPERATURE = ("nvmlDeviceGetTemperatureV", "nvmlDeviceGetTemperature")
+_CLOCK_REASONS = ("nvmlDeviceGetCurrentClocksEventReasons",
+                  "nvmlDeviceGetCurrentClocksThrottleReasons")
+_PROCESSES = ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetComputeRunningProcesses_v2")
+#: The initial PID namespace's inode number (Linux 3.8 and later): elsewhere, a container.
+_INITIAL_PID_NAMESPACE = 0xEFFFFFFC
+NO_PIDS_NOTE = "other processes unknown in a container (NVML gives host PIDs)"
 
 
-class NvmlUnavailable(Exception):
-    """NVML cannot be read here at all; ``reason`` is one line for a view or a log."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def load_nvml() -> Any:
-    """The ``pynvml`` module, imported only when a GPU is to be read (it is an optional extra)."""
+def shares_host_pids() -> bool:
+    """Whether this process sees the host's PIDs, as NVML reports them (not in a container
+    with a PID namespace of its own). Where it cannot be told, it is assumed."""
     try:
-        import pynvml
-    except ImportError:
-        raise NvmlUnavailable(INSTALL_HINT) from None
-    except Exception as exc:  # a broken install is still only a missing monitor
-        raise NvmlUnavailable(f"nvidia-ml-py failed to import: {exc}") from None
-    return pynvml
+        return os.stat("/proc/self/ns/pid").st_ino == _INITIAL_PID_NAMESPACE
+    except OSError:
+        return True
 
 
-def _code(nvml: Any, name: str) -> int:
-    return getattr(nvml, f"NVML_ERROR_{name}", _ABI_CODES[name])
+def cuda_targets(nvml: Any, cuda_indices: Sequence[int]) -> Optional[Dict[int, int]]:
+    """NVML index -> CUDA index (as this process numbers its GPUs) of ``cuda_indices``, or None
+    where that cannot be known: a MIG instance or an unknown UUID in CUDA_VISIBLE_DEVICES, or a
+    host whose GPUs differ while CUDA orders them fastest first (CUDA_DEVICE_ORDER unset)."""
+    from ..backends.cuda import visible_devices
 
-
-def _describe(exc: BaseException) -> str:
-    """NVML's own text for an error ("GPU is lost"); pynvml builds it with a library call."""
-    try:
-        text = str(exc).strip()
-    except Exception:
-        text = ""
-    return text or f"NVML error {getattr(exc, 'value', '?')}"
-
-
-def _reason(nvml: Any, exc: BaseException) -> str:
-    value = getattr(exc, "value", None)
-    for name, reason in _REASONS.items():
-        if value == _code(nvml, name):
-            return reason
-    return f"NVML: {_describe(exc)}"
-
-
-def _start(nvml: Any) -> None:
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError as exc:
-        raise NvmlUnavailable(_reason(nvml, exc)) from None
-    except Exception as exc:
-        raise NvmlUnavailable(f"NVML failed to start: {exc}") from None
-
-
-def _text(value: Any) -> str:
-    """Older pynvml versions return bytes for names and versions."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _field(nvml: Any, call: Optional[Callable[..., Any]], *args: Any) -> Any:
-    """A figure, or None where NVML says this GPU or user may not have it; other errors raise."""
-    if call is None:
-        return None
-    try:
-        return call(*args)
-    except nvml.NVMLError as exc:
-        if getattr(exc, "value", None) in (_code(nvml, "NOT_SUPPORTED"), _code(nvml, "NO_PERMISSION"),
-                                           _code(nvml, "FUNCTION_NOT_FOUND")):
+    visible = visible_devices()
+    count = int(nvml.nvmlDeviceGetCount())
+    uuids: Optional[Dict[str, int]] = None
+    targets: Dict[int, int] = {}
+    for cuda_index in cuda_indices:
+        entry = str(cuda_index) if visible is None else (
+            visible[cuda_index] if cuda_index < len(visible) else None)
+        if entry is None:
             return None
-        raise
-
-
-def _cuda_version(value: int) -> str:
-    return f"{value // 1000}.{value % 1000 // 10}"
-
-
-def gpu_facts(nvml: Any = None) -> List[Dict[str, Any]]:
-    """One dict per GPU for a session's record: index, name, uuid, memory_total_mb, driver,
-    cuda_driver_version, compute_capability. A fact NVML will not give is None; a GPU that
-    fails outright has an ``error`` instead. Raises NvmlUnavailable when NVML cannot start."""
-    nvml = nvml if nvml is not None else load_nvml()
-    _start(nvml)
-    try:
-        driver = _field(nvml, nvml.nvmlSystemGetDriverVersion)
-        cuda = _field(nvml, nvml.nvmlSystemGetCudaDriverVersion)
-        common = {"driver": None if driver is None else _text(driver),
-                  "cuda_driver_version": None if cuda is None else _cuda_version(int(cuda))}
-        facts = []
-        for index in range(nvml.nvmlDeviceGetCount()):
-            try:
-                facts.append({**_device_facts(nvml, index), **common})
-            except nvml.NVMLError as exc:
-                facts.append({"index": index, "error": _describe(exc)})
-        return facts
-    except nvml.NVMLError as exc:
-        raise NvmlUnavailable(_reason(nvml, exc)) from None
-    except Exception as exc:  # an odd binding: facts are never worth a crash
-        raise NvmlUnavailable(f"NVML failed: {exc}") from None
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:  # shutting down is best effort; the facts are already read
-            pass
-
-
-def _device_facts(nvml: Any, index: int) -> Dict[str, Any]:
-    handle = nvml.nvmlDeviceGetHandleByIndex(index)
-    name = _field(nvml, nvml.nvmlDeviceGetName, handle)
-    uuid = _field(nvml, nvml.nvmlDeviceGetUUID, handle)
-    memory = _field(nvml, nvml.nvmlDeviceGetMemoryInfo, handle)
-    capability = _field(nvml, nvml.nvmlDeviceGetCudaComputeCapability, handle)
-    return {
-        "index": index,
-        "name": None if name is None else _text(name),
-        "uuid": None if uuid is None else _text(uuid),
-        "memory_total_mb": None if memory is None else int(round(memory.total / 1e6)),
-        "compute_capability": None if capability is None else "{}.{}".format(*capability),
-    }
+        if entry.isdigit():
+            targets[int(entry)] = cuda_index
+            continue
+        if not entry.startswith("GPU-"):
+            return None  # a MIG instance: NVML gives its utilisation to no one
+        if uuids is None:
+            uuids = {as_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))): i
+                     for i in range(count)}
+        matches = [i for uuid, i in uuids.items() if uuid.startswith(entry)]
+        if len(matches) != 1:
+            return None
+        targets[matches[0]] = cuda_index
+    if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID" and any(
+            not entry.startswith("GPU-") for entry in (visible or ["0"])):
+        names = {as_text(nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)))
+                 for i in range(count)}
+        if len(names) > 1:  # fastest first may not be PCI order: indices would not match
+            return None
+    return targets
 
 
 class _Gpu:
@@ -172,8 +105,8 @@ class _Gpu:
 
     __slots__ = ("index", "label", "handle", "gone")
 
-    def __init__(self, index: int, handle: Any = None, gone: str = "") -> None:
-        self.index, self.label, self.handle, self.gone = index, f"gpu{index}", handle, gone
+    def __init__(self, index: int, label: int, handle: Any = None, gone: str = "") -> None:
+        self.index, self.label, self.handle, self.gone = index, f"gpu{label}", handle, gone
 
 
 class NvmlMonitor:
@@ -182,17 +115,24 @@ class NvmlMonitor:
 
     Sampling starts on construction, at most once per ``period_s`` (not under 0.25 s: the
     views and the sampler read about once a second, faster only costs CPU). ``indices``
-    picks NVML indices (all GPUs by default); ``own_pids`` are the processes that are not
-    "other" (by default this process and its children, looked up when an unknown PID shows).
+    picks NVML indices; ``cuda_indices`` the run's CUDA devices instead, labelled as CUDA
+    numbers them (all GPUs when neither is given or the CUDA devices cannot be found);
+    ``own_pids`` are the processes that are not "other" (by default this process and its
+    children, looked up when an unknown PID shows; in a container, where NVML's PIDs are the
+    host's, none can be told apart and the figure is left out: ``host_pids``).
     ``close()`` stops the thread and shuts NVML down.
     """
 
     name = "gpu"
 
     def __init__(self, indices: Optional[Sequence[int]] = None, nvml: Any = None,
-                 period_s: float = 0.25, own_pids: Optional[Iterable[int]] = None) -> None:
+                 period_s: float = 0.25, own_pids: Optional[Iterable[int]] = None,
+                 cuda_indices: Optional[Sequence[int]] = None,
+                 host_pids: Optional[bool] = None) -> None:
         self.period_s = max(MIN_PERIOD_S, float(period_s))
         self._indices = None if indices is None else [int(i) for i in indices]
+        self._cuda_indices = None if cuda_indices is None else [int(i) for i in cuda_indices]
+        self._host_pids = shares_host_pids() if host_pids is None else host_pids
         self._own_pids = None if own_pids is None else frozenset(int(p) for p in own_pids)
         self._family: Set[int] = {os.getpid()}
         self._strangers: Set[int] = set()
@@ -231,7 +171,7 @@ class NvmlMonitor:
     def _run(self) -> None:
         nvml = self._nvml
         try:
-            _start(nvml)
+            start_nvml(nvml)
         except NvmlUnavailable as exc:
             self._publish([Reading("gpu", None, exc.reason)])
             return
@@ -245,7 +185,7 @@ class NvmlMonitor:
                 self._publish([self._read(nvml, gpu) for gpu in gpus])
                 self._stop.wait(self.period_s)
         except nvml.NVMLError as exc:
-            self._publish([Reading("gpu", None, _reason(nvml, exc))])
+            self._publish([Reading("gpu", None, reason_of(nvml, exc))])
         except Exception as exc:  # a bug or an odd binding: say so rather than go stale
             self._publish([Reading("gpu", None, f"monitor failed: {exc}")])
         finally:
@@ -256,15 +196,25 @@ class NvmlMonitor:
 
     def _gpus(self, nvml: Any) -> List[_Gpu]:
         count = nvml.nvmlDeviceGetCount()
+        labels: Dict[int, int] = {}
+        if self._indices is None and self._cuda_indices is not None:
+            try:
+                labels = cuda_targets(nvml, self._cuda_indices) or {}
+            except nvml.NVMLError:  # the run's GPUs cannot be told: all are read
+                labels = {}
+        indices = sorted(labels) if labels else self._indices
         gpus = []
-        for index in (self._indices if self._indices is not None else range(count)):
+        for index in (indices if indices is not None else range(count)):
+            label = labels.get(index, index)
             if not 0 <= index < count:
-                gpus.append(_Gpu(index, gone=f"no such GPU ({count} found)"))
+                gpus.append(_Gpu(index, label, gone=f"no such GPU ({count} found)"))
                 continue
             try:
-                gpus.append(_Gpu(index, nvml.nvmlDeviceGetHandleByIndex(index)))
+                gpus.append(_Gpu(index, label, nvml.nvmlDeviceGetHandleByIndex(index)))
             except nvml.NVMLError as exc:
-                gpus.append(_Gpu(index, gone=f"lost: {_describe(exc)}"))
+                gone = (REASONS["NO_PERMISSION"] if getattr(exc, "value", None) ==
+                        code_of(nvml, "NO_PERMISSION") else f"lost: {describe(exc)}")
+                gpus.append(_Gpu(index, label, gone=gone))
         return gpus
 
     def _read(self, nvml: Any, gpu: _Gpu) -> Reading:
@@ -273,11 +223,13 @@ class NvmlMonitor:
         try:
             return self._sample(nvml, gpu)
         except nvml.NVMLError as exc:
-            note = f"lost: {_describe(exc)}"
-            if getattr(exc, "value", None) == _code(nvml, "GPU_IS_LOST"):
+            self._reasons.pop(gpu.index, None)
+            note = f"lost: {describe(exc)}"
+            if getattr(exc, "value", None) == code_of(nvml, "GPU_IS_LOST"):
                 gpu.gone = note  # it does not come back without a reset; stop asking
             return Reading(gpu.label, None, note)
         except Exception as exc:
+            self._reasons.pop(gpu.index, None)
             return Reading(gpu.label, None, f"monitor failed: {exc}")
 
     def _sample(self, nvml: Any, gpu: _Gpu) -> Reading:
@@ -288,34 +240,29 @@ class NvmlMonitor:
             if value is not None:
                 metrics.append((metric, float(value)))
 
-        util = _field(nvml, nvml.nvmlDeviceGetUtilizationRates, handle)
-        memory = _field(nvml, nvml.nvmlDeviceGetMemoryInfo, handle)
+        util = figure(nvml, nvml.nvmlDeviceGetUtilizationRates, handle)
+        memory = figure(nvml, nvml.nvmlDeviceGetMemoryInfo, handle)
         used, total = (memory.used / 1e9, memory.total / 1e9) if memory is not None else (None, None)
         put("memory_used_gb", used)
         put("memory_total_gb", total)
         put("memory_util", None if util is None else util.memory)
-        put("sm_clock_mhz", _field(nvml, nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM))
-        put("memory_clock_mhz", _field(nvml, nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_MEM))
-        power = _field(nvml, nvml.nvmlDeviceGetPowerUsage, handle)
+        put("sm_clock_mhz", figure(nvml, nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM))
+        put("memory_clock_mhz", figure(nvml, nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_MEM))
+        power = figure(nvml, nvml.nvmlDeviceGetPowerUsage, handle)
         power = None if power is None else power / 1000.0
-        limit = _field(nvml, nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+        limit = figure(nvml, nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
         limit = None if limit is None else limit / 1000.0
         put("power_w", power)
         put("power_limit_w", limit)
-        temperature = _field(nvml, nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU)
+        temperature = first_figure(nvml, _TEMPERATURE, handle, nvml.NVML_TEMPERATURE_GPU)
         put("temperature_c", temperature)
-        bits = None
-        # The newer name first: drivers before 535 lack it and answer FUNCTION_NOT_FOUND.
-        for getter in ("nvmlDeviceGetCurrentClocksEventReasons",
-                       "nvmlDeviceGetCurrentClocksThrottleReasons"):
-            bits = _field(nvml, getattr(nvml, getter, None), handle)
-            if bits is not None:
-                break
+        bits = first_figure(nvml, _CLOCK_REASONS, handle)
         reasons = [] if bits is None else _throttle_names(int(bits))
         self._reasons[gpu.index] = reasons
         put("throttled", None if bits is None else float(bool(reasons)))
-        processes = _field(nvml, nvml.nvmlDeviceGetComputeRunningProcesses, handle)
-        put("other_processes", None if processes is None else self._others(processes))
+        processes = first_figure(nvml, _PROCESSES, handle)
+        others = None if processes is None else self._others(processes)
+        put("other_processes", others)
 
         parts = []
         if used is not None:
@@ -326,16 +273,20 @@ class NvmlMonitor:
             parts.append(f"{temperature:.0f}°C")
         if reasons:
             parts.append("throttled: " + ", ".join(reasons))
+        if processes is not None and others is None:
+            parts.append(NO_PIDS_NOTE)
         note = " ".join(parts)
         if util is None:
             reason = "no utilisation figure" + (f"; {note}" if note else "")
             return Reading(gpu.label, None, reason, tuple(metrics))
         return Reading(gpu.label, float(util.gpu), note, tuple(metrics))
 
-    def _others(self, processes: Sequence[Any]) -> int:
+    def _others(self, processes: Sequence[Any]) -> Optional[int]:
         pids = {int(p.pid) for p in processes}
         if self._own_pids is not None:
             return len(pids - self._own_pids)
+        if not self._host_pids:
+            return None
         if not pids <= self._family | self._strangers:
             self._family = _family()
             self._strangers |= pids - self._family
