@@ -271,7 +271,8 @@ class ThreadCopy:
     # -- inside the copy ----------------------------------------------------------------
     def _setup(self) -> None:
         try:
-            self.report = self._load_and_warm_up()
+            with self.backend.setup_guard():
+                self.report = self._load_and_warm_up()
         except BaseException as exc:  # the configuration fails; the run goes on
             self.failure = failure(exc)
         finally:

@@ -4,15 +4,18 @@ synchronisation self-check, out-of-memory handling, and the clear refusal of CUD
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import types
 
 import pytest
 
-from fake_accel import FakeAccel
+from fake_accel import FakeAccel, FakeStream
 from helpers import fake_plan
 from latency_tui.core.backends import check_device
 from latency_tui.core.backends.accel import Accel
-from latency_tui.core.backends.cuda import REMAPPED, CudaBackend, device_index
+from latency_tui.core.backends.cuda import COMPILE_MODES, REMAPPED, CudaBackend, device_index
 from latency_tui.core.checks import sync_check
 from latency_tui.core.engine import Engine
 from latency_tui.core.errors import ConfigurationError, UserError
@@ -269,3 +272,152 @@ def test_inputs_of_any_shape_are_placed_field_by_field():
                        torch.device("cpu"), torch.float16)
     assert placed[0].ids.dtype == torch.long and placed[0].values.dtype == torch.float16
     assert placed[0].label == "rows"
+
+
+class _Stream:
+    """torch 2.6's torch.Stream: no context manager."""
+
+    device = "dev"
+
+
+class _EnterableStream(_Stream):
+    """torch 2.7's: its own context manager."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _generic_torch(calls):
+    return types.SimpleNamespace(
+        Stream=_Stream, Event=object,
+        accelerator=types.SimpleNamespace(
+            current_stream=lambda device: calls.append(("current_stream", device)) or "before",
+            set_stream=lambda stream: calls.append(("set_stream", stream))),
+        cuda=types.SimpleNamespace(stream=lambda s: calls.append(("cuda.stream", s)) or "ctx"))
+
+
+def test_a_stream_without_a_context_manager_is_entered_the_way_its_torch_allows():
+    """torch 2.6 has torch.accelerator but its torch.Stream is no context manager: every CUDA
+    configuration failed there with 'does not support the context manager protocol'."""
+    calls = []
+    torch26 = _generic_torch(calls)
+    stream = _Stream()
+    assert Accel(torch26).on_stream(stream) == "ctx" and calls == [("cuda.stream", stream)]
+    enterable = _EnterableStream()
+    assert Accel(torch26).on_stream(enterable) is enterable  # 2.7 and later: the stream itself
+    calls.clear()
+    with Accel(torch26, kind="neuron").on_stream(stream):  # another accelerator on torch 2.6
+        assert calls == [("current_stream", "dev"), ("set_stream", stream)]
+    assert calls[-1] == ("set_stream", "before")
+
+
+@pytest.mark.parametrize("mode, cache, grad_off", [
+    ("graph", False, "inference_mode"), ("eager", True, "inference_mode"),
+    ("compile", True, "no_grad"), ("trace", True, "inference_mode"),
+])
+def test_the_lane_context_keeps_graphs_off_autocasts_cache_and_compile_off_inference_mode(
+        monkeypatch, mode, cache, grad_off):
+    """A CUDA graph captured while autocast caches its weight casts replays memory that is freed
+    when the capture's autocast ends; torch.compile has failed on inference tensors."""
+    import torch
+
+    from latency_tui.core.backends.cuda import StreamPrepared
+
+    seen = {}
+    monkeypatch.setattr(torch, "autocast", lambda kind, dtype, cache_enabled: seen.update(
+        cache=cache_enabled) or contextlib.nullcontext())
+    for name in ("no_grad", "inference_mode"):
+        monkeypatch.setattr(torch, name, lambda name=name: seen.update(grad=name)
+                            or contextlib.nullcontext())
+    accel = FakeAccel()
+    accel.kind = "cuda"
+    prepared = StreamPrepared(lambda x: x, torch.ones(1), "cpu", accel,
+                              {"compile": mode, "precision": "fp16"})
+    with prepared._context(FakeStream("cpu"))():
+        pass
+    assert seen == {"cache": cache, "grad": grad_off}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"compile": "compile", "compile_mode": "reduce-overhead"}, "records CUDA graphs per thread"),
+    ({"compile": "compile", "compile_mode": "max-autotune"}, "records CUDA graphs per thread"),
+    ({"compile": "eager", "compile_mode": "default"}, "applies to compile = \"compile\""),
+])
+def test_compile_modes_that_would_record_graphs_while_timed_are_refused(options, message):
+    with pytest.raises(UserError, match=message):
+        CudaBackend.check_options(options)
+    CudaBackend.check_options({"compile": "compile", "compile_mode": "max-autotune-no-cudagraphs"})
+
+
+def test_graph_and_compile_copies_set_up_one_at_a_time_in_a_process():
+    """One CUDA graph capture at a time per process, with no other CUDA work during it, and
+    Dynamo is not thread-safe: thread copies in those modes load, capture and warm up in turn."""
+    guards = {mode: CudaBackend({"compile": mode}, "cuda").setup_guard()
+              for mode in COMPILE_MODES}
+    assert guards["graph"] is guards["compile"] and hasattr(guards["graph"], "acquire")
+    assert not hasattr(guards["eager"], "acquire") and not hasattr(guards["trace"], "acquire")
+
+
+def test_the_engine_holds_the_backends_setup_guard_around_each_copys_setup():
+    from latency_tui.core.backends.fake import FakeBackend
+
+    active, most, both = [0], [0], threading.Barrier(2, timeout=5)
+
+    class Guarded(FakeBackend):
+        def __init__(self, *args, lock=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.lock = lock
+
+        def setup_guard(self):
+            return self.lock or contextlib.nullcontext()
+
+        def load(self, *args, **kwargs):
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            if self.lock is None:
+                both.wait()  # unguarded, the two copies do meet here
+            else:
+                time.sleep(0.1)
+            active[0] -= 1
+            return super().load(*args, **kwargs)
+
+    for lock in (None, threading.Lock()):
+        most[0] = 0
+        plan = fake_plan(copies=(2,), duration_s=0.2)
+        engine = Engine(plan, lambda e: None, backend_factory=lambda config, lock=lock: Guarded(
+            dict(config.device_options), config.device, lock=lock))
+        (result,) = engine.run()
+        assert result.status == "finished", result.error
+        assert most[0] == (1 if lock else 2)
+
+
+def test_a_copy_on_another_gpu_traces_its_own_and_one_that_sees_the_same_index_reuses_it(
+        tmp_path, monkeypatch):
+    """A trace keeps the device it ran on among its constants: a copy on cuda:1 must not run
+    the parent's cuda:0 trace; a process copy that sees its GPU as cuda:0 takes the parent's."""
+    import torch
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    accel = FakeAccel()
+    accel.device = lambda index: torch.device("cpu", index)
+    backend = CudaBackend({"compile": "trace"}, "cuda:all", accel=accel)
+    monkeypatch.setattr("latency_tui.core.backends.cuda.gpu_count", lambda: 2)
+    from latency_tui.core.source import ModelSource
+    from latency_tui.core.specs import InputSpec, ModelSpec
+
+    source = ModelSource(ModelSpec("builtin:mlp"), InputSpec())
+    artifact = backend.compile(source, 2)
+    assert artifact.details["traced_on"] == "cpu:0"
+    traced = []
+    real = backend._trace
+    monkeypatch.setattr(backend, "_trace", lambda *a: traced.append(str(a[3])) or real(*a))
+    backend.load(artifact, source, copy_index=0, threads=None).close()
+    assert traced == []  # copy 0 runs on the traced device
+    backend.load(artifact, source, copy_index=1, threads=None).close()
+    assert traced == ["cpu:1"]
+    files = sorted(p.name.rsplit("-", 1)[-1] for p in
+                   (tmp_path / "latency-tui" / "cache" / "cuda").glob("*.pt"))
+    assert files == ["cuda0.pt", "cuda1.pt"]

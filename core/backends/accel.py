@@ -39,9 +39,11 @@ class Accel:
 
     def on_stream(self, stream: Any) -> ContextManager[Any]:
         """Make ``stream`` the current thread's stream: what the model issues goes there."""
-        if self.generic:
-            return stream  # torch.Stream is its own context manager
-        return self.torch.cuda.stream(stream)
+        if self.generic and hasattr(type(stream), "__enter__"):
+            return stream  # torch.Stream is its own context manager from torch 2.7
+        if self.kind == "cuda":
+            return self.torch.cuda.stream(stream)  # takes a torch.Stream too (torch 2.6)
+        return _current_stream(self.torch, stream)
 
     def synchronize(self, device: Any) -> None:
         if self.generic:
@@ -74,3 +76,15 @@ class Accel:
     def empty_cache(self) -> None:
         with contextlib.suppress(Exception):
             (self._memory() if self.generic else self.torch.cuda).empty_cache()
+
+
+@contextlib.contextmanager
+def _current_stream(torch: Any, stream: Any) -> Any:
+    """``stream`` as the current stream of its device, then the one before it (torch 2.6's
+    torch.Stream is no context manager)."""
+    previous = torch.accelerator.current_stream(stream.device)
+    torch.accelerator.set_stream(stream)
+    try:
+        yield stream
+    finally:
+        torch.accelerator.set_stream(previous)

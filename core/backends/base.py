@@ -224,6 +224,12 @@ class Backend(ABC):
         """Put the model ``artifact`` describes on the device for one copy, with the inputs
         ``source.batch(artifact.batch_size)`` placed there once."""
 
+    def setup_guard(self) -> ContextManager[Any]:
+        """Held around each copy's whole setup (load, lanes, warm-up). A device whose setup
+        must not overlap another copy's in the same process (a CUDA graph capture) returns a
+        lock shared by the process; the others, nothing."""
+        return contextlib.nullcontext()
+
     def configure_process(self, copy_index: int, threads: Optional[int]) -> None:
         """Process-wide state in a copy's own process, before the model loads (intra-op
         threads); the environment from ``process_env`` is already set."""

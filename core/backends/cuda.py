@@ -29,10 +29,11 @@ import contextlib
 import dataclasses
 import functools
 import os
+import threading
 import time
-from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Tuple
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, UserError
 from .accel import Accel
 from .base import Artifact, Backend, DeviceFacts, Lane, Option, PreparedModel
 from .cpu import call_with, cycling
@@ -40,6 +41,13 @@ from .cpu import call_with, cycling
 REMAPPED = "LATENCY_TUI_CUDA_REMAPPED"
 COMPILE_MODES = ("eager", "trace", "compile", "graph")
 PRECISIONS = ("fp32", "fp16", "bf16")
+#: torch.compile modes that record CUDA graphs: their graph trees are per thread, so each timing
+#: thread would record its own while it is timed.
+GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")
+#: Held around a copy's whole setup (load, lanes, warm-up) in graph and compile modes: one CUDA
+#: graph capture at a time per process, with no other CUDA work in flight during it, and
+#: Dynamo is not thread-safe (pytorch#118260). Copies wait for it before their clocks start.
+_SETUP_LOCK = threading.Lock()
 
 
 def device_index(device: str, copy_index: int, count: Optional[int] = None) -> int:
@@ -124,14 +132,23 @@ class StreamPrepared(PreparedModel):
         precision = self.options.get("precision", "fp32")
         autocast = precision != "fp32" and self.options.get("cast", "autocast") == "autocast"
 
+        mode = self.options.get("compile", "eager")
+        # torch.compile has failed on inference tensors (pytorch#90882, #101151): no_grad there.
+        grad_off = torch.no_grad if mode == "compile" else torch.inference_mode
+        # A graph must not read autocast's cached weight casts: they are freed when the
+        # capture's autocast ends, and replays would read reused memory (PyTorch refuses the
+        # same in make_graphed_callables).
+        cache = mode != "graph"
+
         @contextlib.contextmanager
         def context() -> Any:
             with contextlib.ExitStack() as stack:
                 stack.enter_context(self.accel.on_stream(stream))
-                stack.enter_context(torch.inference_mode())
+                stack.enter_context(grad_off())
                 if autocast:
                     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-                    stack.enter_context(torch.autocast(self.accel.kind, dtype=dtype))
+                    stack.enter_context(torch.autocast(self.accel.kind, dtype=dtype,
+                                                       cache_enabled=cache))
                 yield
         return context
 
@@ -209,6 +226,26 @@ class CudaBackend(Backend):
         return self._accel
 
     @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> Dict[str, Any]:
+        checked = super().check_options(options)
+        mode = checked.get("compile_mode")
+        if mode is not None and checked.get("compile") != "compile":
+            raise UserError("device option 'compile_mode': applies to compile = \"compile\" "
+                            "(torch.compile) only")
+        if mode in GRAPHING_COMPILE_MODES:
+            raise UserError(
+                f"device option 'compile_mode': {mode!r} records CUDA graphs per thread "
+                "(torch.compile's graph trees are thread-local), so every timing thread would "
+                "record its own while timed; use compile = \"graph\" for CUDA graphs, or "
+                "compile_mode \"default\" or \"max-autotune-no-cudagraphs\"")
+        return checked
+
+    def setup_guard(self) -> ContextManager[Any]:
+        if self.options.get("compile") in ("graph", "compile"):
+            return _SETUP_LOCK
+        return contextlib.nullcontext()
+
+    @classmethod
     def unavailable(cls, options: Mapping[str, Any], device: str) -> Optional[str]:
         reason = cuda_unavailable(device)
         if reason is None and options.get("compile") == "compile":
@@ -257,19 +294,27 @@ class CudaBackend(Backend):
     def compile(self, source: Any, batch_size: int) -> Artifact:
         mode = self.options.get("compile", "eager")
         key = self.cache_key(source, batch_size)
-        base = Artifact(key=key, backend=self.name, batch_size=batch_size,
-                        details={"compile": mode})
         if mode != "trace":
-            return base
+            return Artifact(key=key, backend=self.name, batch_size=batch_size,
+                            details={"compile": mode})
+        device = self.target(0)
+        path, compile_s = self._trace(source, batch_size, key, device)
+        return Artifact(key=key, backend=self.name, batch_size=batch_size, path=str(path),
+                        compile_s=compile_s, cached=compile_s == 0.0,
+                        details={"compile": mode, "traced_on": str(device)})
+
+    def _trace(self, source: Any, batch_size: int, key: str, device: Any) -> Tuple[Any, float]:
+        """A TorchScript trace on ``device`` and the seconds it took (0 when cached). Cached per
+        device index: a trace keeps the device it ran on among its constants (a tensor made
+        with ``device=x.device``), so a copy on another index traces its own."""
         from ..paths import data_dir
 
-        path = data_dir() / "cache" / "cuda" / f"{key}-{self.accel.torch.__version__}.pt"
-        if path.is_file():
-            return Artifact(key=key, backend=self.name, batch_size=batch_size, path=str(path),
-                            cached=True, details={"compile": mode})
-        began = time.perf_counter()
         torch = self.accel.torch
-        device = self.target(0)
+        index = getattr(device, "index", None) or 0
+        path = data_dir() / "cache" / "cuda" / f"{key}-{torch.__version__}-cuda{index}.pt"
+        if path.is_file():
+            return path, 0.0
+        began = time.perf_counter()
         module, inputs = self._placed(source.load().module, source.batch(batch_size), device)
         if isinstance(inputs, dict):
             raise ConfigurationError("compile = \"trace\" takes positional inputs; this model "
@@ -278,7 +323,7 @@ class CudaBackend(Backend):
             with torch.no_grad():
                 traced = torch.jit.trace(module, inputs)
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             torch.jit.save(traced, str(temporary))
             os.replace(temporary, path)
         except ConfigurationError:
@@ -287,8 +332,7 @@ class CudaBackend(Backend):
             from ..errors import one_line
 
             raise ConfigurationError(f"tracing failed: {one_line(exc)}", "compile") from exc
-        return Artifact(key=key, backend=self.name, batch_size=batch_size, path=str(path),
-                        compile_s=time.perf_counter() - began, details={"compile": mode})
+        return path, max(time.perf_counter() - began, 1e-9)
 
     def _placed(self, module: Any, inputs: Any, device: Any) -> Any:
         """The model and its inputs on ``device``, in the configured precision and layout."""
@@ -313,7 +357,10 @@ class CudaBackend(Backend):
         torch = self.accel.torch
         device = self.target(copy_index)
         if artifact.path:
-            module: Any = torch.jit.load(artifact.path, map_location=device)
+            path = artifact.path
+            if artifact.details.get("traced_on") != str(device):  # traced for another index
+                path = str(self._trace(source, artifact.batch_size, artifact.key, device)[0])
+            module: Any = torch.jit.load(path, map_location=device)
         else:
             module = source.module_for_copy(copy_index)
         module, inputs = self._placed(module, source.batches(artifact.batch_size), device)
