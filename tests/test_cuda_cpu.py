@@ -421,3 +421,46 @@ def test_a_copy_on_another_gpu_traces_its_own_and_one_that_sees_the_same_index_r
     files = sorted(p.name.rsplit("-", 1)[-1] for p in
                    (tmp_path / "latency-tui" / "cache" / "cuda").glob("*.pt"))
     assert files == ["cuda0.pt", "cuda1.pt"]
+
+
+def test_graph_mode_captures_every_distinct_batch_and_replays_them_in_turn(monkeypatch):
+    """A dataset's distinct batches: a single graph would have replayed the first batch only
+    while the session said every batch was used."""
+    import torch
+
+    from latency_tui.core.backends.cuda import StreamPrepared
+
+    seen, capturing, graphs = [], [False], []
+
+    class Graph:
+        def __init__(self):
+            self.batch = None
+            graphs.append(self)
+
+        def pool(self):
+            return ("pool of", graphs.index(self))
+
+        def replay(self):
+            seen.append(("replay", self.batch))
+
+    @contextlib.contextmanager
+    def capture(graph, pool=None, stream=None):
+        graph.pool_given, capturing[0] = pool, True
+        yield
+        capturing[0] = False
+
+    def model(x):
+        if capturing[0]:
+            graphs[-1].batch = int(x[0])
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(torch.cuda, "graph", capture)
+    accel = FakeAccel()
+    accel.kind = "cuda"
+    batches = [torch.full((1,), float(i)) for i in range(3)]
+    lane = StreamPrepared(model, batches, "cpu", accel, {"compile": "graph"}).lane(0)
+    assert [g.batch for g in graphs] == [0, 1, 2]
+    assert [g.pool_given for g in graphs] == [None, ("pool of", 0), ("pool of", 0)]
+    for _ in range(6):
+        lane.infer()
+    assert seen == [("replay", i % 3) for i in range(6)]

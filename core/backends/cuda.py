@@ -16,8 +16,8 @@ Compile modes (the ``compile`` option), per configuration: ``eager``; ``trace`` 
 traced once per batch size in the engine's process and cached on disk under the key of the model
 source, its file's hash, the batch size, the inputs, the precision and the torch version);
 ``compile`` (``torch.compile``, mode ``compile_mode``; each copy compiles during its cold first
-inference, in torch's own cache); ``graph`` (a CUDA graph captured per lane, for launch-bound
-models). Precision ``fp32``, ``fp16`` or ``bf16``, by ``autocast`` or by casting the model and its
+inference, in torch's own cache); ``graph`` (a CUDA graph per lane and distinct batch,
+for launch-bound models). Precision ``fp32``, ``fp16`` or ``bf16``, by ``autocast`` or by casting the model and its
 floating inputs (``cast``); ``channels_last`` for image models.
 
 Nothing here runs without a GPU; what runs on one is listed in docs/gpu-validation.md.
@@ -157,10 +157,10 @@ class StreamPrepared(PreparedModel):
         stream = accel.stream(self.device)
         start, end = accel.event(self.device), accel.event(self.device)
         context = self._context(stream)
-        if self.options.get("compile") == "graph":  # a graph replays one batch's buffers
-            call = self._capture(call_with(self.module, self.inputs), stream, context)
-        else:
-            call = cycling([call_with(self.module, batch) for batch in self.batches])
+        calls = [call_with(self.module, batch) for batch in self.batches]
+        if self.options.get("compile") == "graph":  # a graph replays its own batch's buffers
+            calls = self._capture(calls, stream, context)
+        call = cycling(calls)
 
         def infer() -> None:
             start.record(stream)
@@ -179,17 +179,27 @@ class StreamPrepared(PreparedModel):
         return Lane(infer, wait=end.synchronize, device_ns=device_ns, infer_on=infer_on,
                     place=functools.partial(to_device, device=self.device), context=context)
 
-    def _capture(self, call: Callable[[], Any], stream: Any, context: Any) -> Callable[[], Any]:
-        """A CUDA graph of one inference on this lane's stream: replaying it costs one launch."""
+    def _capture(self, calls: List[Callable[[], Any]], stream: Any, context: Any
+                 ) -> List[Callable[[], Any]]:
+        """A CUDA graph of one inference per distinct batch, on this lane's stream: replaying
+        one costs one launch. A lane's graphs share one memory pool: they replay one after
+        another on its stream, read only their own batch and the weights (outside the pool),
+        and nothing reads their outputs."""
         torch = self.accel.torch
+        replays: List[Callable[[], Any]] = []
+        pool = None
         with context():
-            for _ in range(3):  # warm the allocator and any lazy initialisation first
-                call()
+            for call in calls:  # warm the allocator and any lazy initialisation first
+                for _ in range(3):
+                    call()
             self.accel.synchronize(self.device)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=stream):
-                call()
-        return graph.replay
+            for call in calls:
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=pool, stream=stream):
+                    call()
+                pool = graph.pool() if pool is None else pool
+                replays.append(graph.replay)
+        return replays
 
     def report(self) -> Dict[str, Any]:
         return {key: round(value, 1) for key, value in self.accel.memory(self.device).items()}
