@@ -14,11 +14,12 @@ thread copies share one process and address their GPU by index.
 
 Compile modes (the ``compile`` option), per configuration: ``eager``; ``trace`` (TorchScript,
 traced once per batch size in the engine's process and cached on disk under the key of the model
-source, its file's hash, the batch size, the inputs, the precision and the torch version);
-``compile`` (``torch.compile``, mode ``compile_mode``; each copy compiles during its cold first
-inference, in torch's own cache); ``graph`` (a CUDA graph per lane and distinct batch,
-for launch-bound models). Precision ``fp32``, ``fp16`` or ``bf16``, by ``autocast`` or by casting the model and its
-floating inputs (``cast``); ``channels_last`` for image models.
+source, its file's hash, the batch size, the inputs, the precision, the torch version and the
+GPU index it ran on); ``compile`` (``torch.compile``, mode ``compile_mode``; each copy compiles
+during its cold first inference, in torch's own cache); ``graph`` (a CUDA graph per lane and
+distinct batch, for launch-bound models). Precision ``fp32``, ``fp16`` or ``bf16``, by
+``autocast`` or by casting the model and its floating inputs (``cast``); ``channels_last`` for
+image models.
 
 Nothing here runs without a GPU; what runs on one is listed in docs/gpu-validation.md.
 """
