@@ -14,8 +14,9 @@ nothing (no figure, no reason), never an error.
 
 neuron-ls says which device a process holds, not which cores: another's cores are named as its
 device's cores less those this run's copies were given (copy i of pipeline size p: cores
-p*i..p*i+p-1, see ``backends.neuron.visible_cores``). neuron-monitor's reports name each
-runtime's cores, but the monitor keeps only their sums, so they are not used here.
+f+p*i..f+p*i+p-1 from first_core f, see ``backends.neuron.visible_cores``). neuron-monitor's
+reports name each runtime's cores, but the monitor keeps only their sums, so they are not used
+here.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class NeuronHolders:
             config = event.config
             neuron = str(config.device).split(":", 1)[0] == "neuron"
             self._index, self._found = (event.index if neuron else None), None
-            size = int((config.device_options or {}).get("pipeline_size") or 1)
-            self._ours = set(range(max(1, int(config.copies)) * max(1, size)))
+            options = config.device_options or {}
+            size, first = int(options.get("pipeline_size") or 1), int(options.get("first_core") or 0)
+            self._ours = set(range(first, first + max(1, int(config.copies)) * max(1, size)))
         elif self._index is None or getattr(event, "index", None) != self._index:
             return
         elif isinstance(event, PhaseChanged) and event.phase == "warmup":

@@ -257,13 +257,14 @@ def test_a_held_core_the_copies_would_take_is_refused_naming_its_holder_and_the_
         build_plan(load_preset("neuron-mlp"), Overrides(copies=(1,)))
     assert str(caught.value) == (
         "--copies 1: 1 copies x 1 cores need 1 NeuronCores (0: copies are placed from core 0), "
-        "and 0 is held by python serve.py (pid 4242); free cores: 2-3")
+        "and 0 is held by python serve.py (pid 4242); free cores: 2-3 (first_core = 2 in the "
+        "preset's [device] fits)")
     neuron_host.configure(cores=4, devices=2, held=[1])  # cores 2-3 held: two copies fit
     plan = build_plan(load_preset("neuron-mlp"), Overrides(copies=(2,)))
     assert {c.copies for c in plan.configs} == {2}
     with pytest.raises(UserError, match=r"--copies 3: .*\(0-2: copies are placed from core 0\), "
                                         r"and 2 is held by python serve\.py \(pid 4242\); "
-                                        r"free cores: 0-1$"):
+                                        r"free cores: 0-1$"):  # 3 cores fit nowhere
         build_plan(load_preset("neuron-mlp"), Overrides(copies=(3,)))
     with pytest.raises(UserError, match=r"need 5 NeuronCores; this host has 4, 2-3 held by "
                                         r"python serve\.py \(pid 4242\) \(free: 0-1\)"):
@@ -413,3 +414,37 @@ def test_without_a_package_the_reason_names_the_one_this_instance_needs(tmp_path
     reason = NeuronBackend.unavailable({}, "neuron")
     assert reason.startswith("no Neuron package is installed: ") and reason.endswith(
         "pip.repos.neuron.amazonaws.com torch-neuron (with torch 1.13.1 on Python 3.9 or 3.10)")
+
+
+def test_first_core_places_the_copies_past_cores_another_process_holds(neuron_host):
+    """Copies were always placed from core 0: with another process on cores 0-1 of a 4-core
+    host there was no way to run on the free 2-3."""
+    neuron_host.configure(cores=4, devices=2, held=[0])  # cores 0-1 held, 2-3 free
+    with pytest.raises(UserError, match=r"free cores: 2-3 \(first_core = 2 in the preset's "
+                                        r"\[device\] fits\)$"):
+        build_plan(load_preset("neuron-mlp"), Overrides(copies=(2,)))
+    text = textwrap.dedent("""
+        [model]
+        source = "builtin:mlp"
+        [run]
+        device = "neuron"
+        copies = [2]
+        duration_s = 0.3
+        [device]
+        api = "torch-neuron"
+        first_core = 2
+        [warmup]
+        min_iterations = 3
+        max_iterations = 20
+        window = 5
+    """)
+    plan = build_plan(parse_preset(text, name="p", path=None, origin="file", where="test"))
+    (result,) = Engine(plan, lambda e: None).run()
+    assert result.status == "finished", result.error
+    seen = {r["visible_cores"] for r in neuron_host() if r["event"] == "import"
+            and r["visible_cores"]}
+    assert seen == {"2", "3"}
+    assert NeuronBackend.units({"first_core": 2}, "neuron") == 2
+    with pytest.raises(UserError, match=r"from first_core 3 \(3-4\); this host has 4 \(0-3\)"):
+        build_plan(parse_preset(text.replace("first_core = 2", "first_core = 3"), name="p",
+                                path=None, origin="file", where="test"))

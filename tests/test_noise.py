@@ -331,9 +331,10 @@ def with_process(text, *processes):
     return json.dumps(devices)
 
 
-def neuron_run(watch, copies=2, device="neuron", samples=3):
+def neuron_run(watch, copies=2, device="neuron", samples=3, options=None):
     """A configuration's events as the engine sends them, a few seconds of measuring."""
-    config = RunConfig(device=device, copies=copies, copy_mode="process")
+    config = RunConfig(device=device, copies=copies, copy_mode="process",
+                       device_options=options or {})
     watch(ConfigStarted(0, 1, config))
     watch(PhaseChanged(0, "loading"))
     watch(PhaseChanged(0, "warmup"))
@@ -342,6 +343,18 @@ def neuron_run(watch, copies=2, device="neuron", samples=3):
     for _ in range(samples):
         watch(Utilisation(0, ()))
     watch(ConfigFinished(0, result(device=device, copies=copies)))
+
+
+def test_the_cores_another_process_holds_are_counted_from_the_runs_first_core():
+    """With first_core = 2 this run's copies have cores 2-3: the other process on the device
+    holds 0-1, not the copies' cores."""
+    one_device = json.dumps([{"neuron_device": 0, "nc_count": 4, "memory_size": 2**33,
+                              "neuroncore_ids": [0, 1, 2, 3], "neuron_processes": [
+                                  {"pid": 999, "command": "python serve.py"},
+                                  {"pid": 100, "command": "python copy 0"}]}])
+    holders = NeuronHolders(read=listing(one_device), own=lambda: {100})
+    done = noted_run(holders, copies=2, options={"first_core": 2})
+    assert [(h["pid"], h["cores"]) for h in done.details["neuron_holders"]] == [(999, [0, 1])]
 
 
 def noted_run(holders, watch=None, **kwargs):

@@ -92,9 +92,10 @@ def package_version(api: str) -> Optional[str]:
         return None
 
 
-def visible_cores(copy_index: int, pipeline_size: int) -> str:
-    """``NEURON_RT_VISIBLE_CORES`` of copy ``copy_index``: its own core, or its group."""
-    first = copy_index * pipeline_size
+def visible_cores(copy_index: int, pipeline_size: int, first_core: int = 0) -> str:
+    """``NEURON_RT_VISIBLE_CORES`` of copy ``copy_index``: its own core, or its group; copy 0
+    starts at ``first_core``."""
+    first = first_core + copy_index * pipeline_size
     return str(first) if pipeline_size == 1 else f"{first}-{first + pipeline_size - 1}"
 
 
@@ -135,6 +136,7 @@ class NeuronBackend(Backend):
                            "(trn2 / trn3)", choices=APIS),
         "compiler_args": Option(list, "arguments for the Neuron compiler, a list of strings"),
         "pipeline_size": Option(int, "NeuronCores per copy", minimum=1),
+        "first_core": Option(int, "the NeuronCore copy 0 takes; the others follow it", minimum=0),
         "native_compile": Option(bool, "native device: torch.compile(backend='neuron') rather "
                                        "than eager"),
     }
@@ -174,25 +176,33 @@ class NeuronBackend(Backend):
     def plan_check(cls, options: Mapping[str, Any], device: str, copies: int) -> Optional[str]:
         """Refused when planning (where neuron-ls can tell): more copies than cores, or a core
         they would take held by another process (copy i of pipeline size p takes cores
-        p*i..p*i+p-1, counted from core 0: see ``visible_cores``)."""
+        f+p*i..f+p*i+p-1 from ``first_core`` f: see ``visible_cores``), saying where they fit."""
         from ..neuron.tools import core_ranges, held_cores, holders, neuron_ls
 
         devices, reason = neuron_ls()
         if reason or not devices:
             return None  # unavailable() says why, when the run starts
         size, held = options.get("pipeline_size", 1), held_cores(devices)
+        start = options.get("first_core", 0)
         cores = sorted(core for d in devices for core in d.core_ids)
         needed, free = copies * size, core_ranges(c for c in cores if c not in held) or "none"
         what = f"{copies} copies x {size} cores need {needed} NeuronCores"
+        fits = next((f for f in range(len(cores) - needed + 1)
+                     if not any(c in held for c in range(f, f + needed))), None)
+        hint = "" if fits is None else f" (first_core = {fits} in the preset's [device] fits)"
         if needed > len(cores):
             return f"{what}; this host has {len(cores)}" + (
                 f", {core_ranges(held)} held by {holders(held.values())} (free: {free})"
                 if held else "")
-        clash = [core for core in range(needed) if core in held]
+        if start + needed > len(cores):
+            return (f"{what} from first_core {start} ({core_ranges(range(start, start + needed))}"
+                    f"); this host has {len(cores)} (0-{len(cores) - 1}){hint}")
+        clash = [core for core in range(start, start + needed) if core in held]
         if clash:
-            return (f"{what} ({core_ranges(range(needed))}: copies are placed from core 0), "
-                    f"and {core_ranges(clash)} {'is' if len(clash) == 1 else 'are'} held by "
-                    f"{holders(held[c] for c in clash)}; free cores: {free}")
+            return (f"{what} ({core_ranges(range(start, start + needed))}: copies are placed "
+                    f"from core {start}), and {core_ranges(clash)} "
+                    f"{'is' if len(clash) == 1 else 'are'} held by "
+                    f"{holders(held[c] for c in clash)}; free cores: {free}{hint}")
         return None
 
     @classmethod
@@ -202,13 +212,14 @@ class NeuronBackend(Backend):
         devices, reason = neuron_ls()
         if reason or not devices:
             return None
-        return max(1, sum(d.nc_count for d in devices) // options.get("pipeline_size", 1))
+        cores = sum(d.nc_count for d in devices) - options.get("first_core", 0)
+        return max(1, cores // options.get("pipeline_size", 1))
 
     @classmethod
     def process_env(cls, device: str, options: Mapping[str, Any], copy_index: int, copies: int
                     ) -> Dict[str, str]:
-        return {"NEURON_RT_VISIBLE_CORES": visible_cores(copy_index,
-                                                         options.get("pipeline_size", 1))}
+        return {"NEURON_RT_VISIBLE_CORES": visible_cores(
+            copy_index, options.get("pipeline_size", 1), options.get("first_core", 0))}
 
     def facts(self) -> DeviceFacts:
         return DeviceFacts(device=self.device, name=f"AWS Neuron ({self.api})",
