@@ -22,6 +22,10 @@ def sleeper():
 
 #: The batch size at which ``memory_hog`` asks the device for more memory than it has.
 HOG_BATCH = 64
+#: The out-of-memory check's sweep: one that fits, the hog, and another that fits. Another,
+#: not the same again: the preset parser drops repeated batch sizes, so (1, HOG_BATCH, 1) would
+#: plan two configurations, not three.
+OOM_SWEEP = (1, HOG_BATCH, 2)
 
 
 def memory_hog():
