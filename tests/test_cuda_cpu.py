@@ -357,8 +357,13 @@ def test_graph_and_compile_copies_set_up_one_at_a_time_in_a_process():
     Dynamo is not thread-safe: thread copies in those modes load, capture and warm up in turn."""
     guards = {mode: CudaBackend({"compile": mode}, "cuda").setup_guard()
               for mode in COMPILE_MODES}
-    assert guards["graph"] is guards["compile"] and hasattr(guards["graph"], "acquire")
+    assert hasattr(guards["graph"], "acquire") and hasattr(guards["compile"], "acquire")
     assert not hasattr(guards["eager"], "acquire") and not hasattr(guards["trace"], "acquire")
+    # The copies of one configuration share its backend, and so its lock; another
+    # configuration's lock is its own, which a copy hung in a device call cannot hold.
+    backend = CudaBackend({"compile": "graph"}, "cuda")
+    assert backend.setup_guard() is backend.setup_guard()
+    assert backend.setup_guard() is not guards["graph"]
 
 
 def test_the_engine_holds_the_backends_setup_guard_around_each_copys_setup():

@@ -45,10 +45,6 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 #: torch.compile modes that record CUDA graphs: their graph trees are per thread, so each timing
 #: thread would record its own while it is timed.
 GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")
-#: Held around a copy's whole setup (load, lanes, warm-up) in graph and compile modes: one CUDA
-#: graph capture at a time per process, with no other CUDA work in flight during it, and
-#: Dynamo is not thread-safe (pytorch#118260). Copies wait for it before their clocks start.
-_SETUP_LOCK = threading.Lock()
 
 
 def device_index(device: str, copy_index: int, count: Optional[int] = None) -> int:
@@ -227,6 +223,12 @@ class CudaBackend(Backend):
                  device: Optional[str] = None, accel: Optional[Accel] = None) -> None:
         super().__init__(options, device)
         self._accel = accel
+        # Held around each thread copy's whole setup (load, lanes, warm-up) in graph and compile
+        # modes: one CUDA graph capture at a time per process with no other CUDA work in flight
+        # during it, and Dynamo is not thread-safe (pytorch#118260). One per configuration (its
+        # copies share this backend), so that a copy hung in a device call cannot hold up the
+        # configurations after it.
+        self._setup_lock = threading.Lock()
 
     @property
     def accel(self) -> Accel:
@@ -253,7 +255,7 @@ class CudaBackend(Backend):
 
     def setup_guard(self) -> ContextManager[Any]:
         if self.options.get("compile") in ("graph", "compile"):
-            return _SETUP_LOCK
+            return self._setup_lock
         return contextlib.nullcontext()
 
     @classmethod
