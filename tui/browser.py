@@ -5,6 +5,10 @@ how they ended ("4 ok", "3 ok, 1 failed"); lines never wrap (a long name is cut 
 ellipsis). It lists the recent sessions and the sessions folder at first; any folder typed in
 the field (Enter) lists that folder's sessions instead, and a file typed is opened as it is.
 
+Each file is parsed to describe it, so the list is filled in by a thread of its own: the names
+show at once ("reading"), and each line's facts as its file is read; a folder of large sessions,
+or one on a slow network disk, never freezes the screen.
+
 In the list, space marks (or unmarks) the highlighted session to compare, and ``c`` compares the
 marked ones side by side (``comparescreen``): the first marked is the baseline. Each marked line
 starts with its place in that order; marks stay while another folder is listed, so that
@@ -14,6 +18,7 @@ read, is said under the field (and in the notices), naming the file.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -67,10 +72,15 @@ def describe(path: Path) -> Tuple[str, str, str, str]:
     return name, created, f"{n} config{'s' if n != 1 else ''}", single_line(status)
 
 
+#: A line's facts while its file is being read.
+READING = ("", "", "", "reading")
+
+
 def line(path: Path, mark: int = 0, facts: Optional[Tuple[str, str, str, str]] = None) -> Text:
     """One line of the list, never wrapped; ``mark`` is its place among the sessions marked to
     compare (0: not marked); ``facts`` what ``describe`` said of it (read when not given)."""
     name, created, configs, status = facts if facts is not None else describe(path)
+    name = name or single_line(path.name)
     if len(name) > NAME_WIDTH:
         name = name[:NAME_WIDTH - 1] + "…"
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -112,6 +122,8 @@ class SessionBrowser(CheckedPath):
         self.marked: List[Path] = []
         #: What each file listed holds (``describe``), read once: marking redraws the lines.
         self.facts: Dict[Path, Tuple[str, str, str, str]] = {}
+        #: Which listing the reading thread fills in: a newer one makes it stop.
+        self._listing = 0
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -134,13 +146,40 @@ class SessionBrowser(CheckedPath):
         self.paths = list(files)
         options = self.query_one("#sessions", OptionList)
         options.clear_options()
-        self.facts = {p: describe(p) for p in self.paths}
+        self.facts = {}
         options.add_options([Option(self._line(p), id=str(i)) for i, p in enumerate(self.paths)])
+        self._listing += 1
+        if self.paths:
+            self.run_worker(functools.partial(self._describe_all, self._listing, list(self.paths)),
+                            thread=True, group="describe", exclusive=True)
         where = single_line(where, 60)
         self.query_one("#where", Label).update(Text(
             f"{len(self.paths)} session file{'s' if len(self.paths) != 1 else ''} in {where}"
             if self.paths else f"no session files in {where}", no_wrap=True,
             overflow="ellipsis"))
+
+    @property
+    def described(self) -> bool:
+        """True once every listed file's line says what it holds."""
+        return all(p in self.facts for p in self.paths)
+
+    def _describe_all(self, listing: int, paths: List[Path]) -> None:
+        """On the reading thread: each file's facts, handed to the UI thread one by one."""
+        for path in paths:
+            if listing != self._listing:
+                return
+            facts = describe(path)
+            try:
+                self.app.call_from_thread(self._described, listing, path, facts)
+            except RuntimeError:  # the app is gone
+                return
+
+    def _described(self, listing: int, path: Path, facts: Tuple[str, str, str, str]) -> None:
+        if listing != self._listing or path not in self.paths or not self.is_attached:
+            return
+        self.facts[path] = facts
+        self.query_one("#sessions", OptionList).replace_option_prompt_at_index(
+            self.paths.index(path), self._line(path))
 
     @on(Input.Submitted)
     def submit(self, event: Input.Submitted) -> None:
@@ -172,7 +211,7 @@ class SessionBrowser(CheckedPath):
         return self.marked.index(path) + 1 if path in self.marked else 0
 
     def _line(self, path: Path) -> Text:
-        return line(path, self.mark_of(path), self.facts.get(path))
+        return line(path, self.mark_of(path), self.facts.get(path, READING))
 
     def action_mark(self) -> None:
         """Mark the highlighted session to compare, or unmark it."""

@@ -188,3 +188,13 @@ async def wait_for(pilot, predicate, timeout: float = 30.0) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("timed out waiting on the app")
+
+
+async def wait_described(pilot, browser, timeout: float = 30.0) -> None:
+    """Wait until the session browser's reading thread has described every listed file."""
+    for _ in range(int(timeout / 0.02)):
+        if browser.described:
+            await pilot.pause()
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the session browser never finished reading its files")

@@ -5,6 +5,7 @@ legend, hints from the active keys and the palette's "stop the run first"."""
 from __future__ import annotations
 
 import shutil
+import threading
 
 from textual.widgets import Input, OptionList, Select
 
@@ -17,7 +18,7 @@ from latency_tui.tui.widgets.header import HeaderBar
 from latency_tui.tui.widgets.notices import NoticesPane
 from latency_tui.tui.widgets.results import FEW_LEGEND, FEW_MARK, ResultsTable
 
-from .conftest import SIZE, finish_run, wait_paused
+from .conftest import SIZE, finish_run, wait_described, wait_paused
 
 
 def notices(app, level=None):
@@ -132,6 +133,7 @@ async def test_the_session_browser_lists_sessions_and_any_folder(make_app, tmp_p
         assert browser.query_one(Input).value == str(app.sessions.directory)
         options = browser.query_one(OptionList)
         assert browser.paths == [saved]
+        await wait_described(pilot, browser)
         line = str(options.get_option_at_index(0).prompt)
         assert saved.name[:20] in line and "4 configs" in line and "3 ok, 1 failed" in line
         assert first.sessions.session.created.replace("T", " ")[:16] in line
@@ -141,6 +143,7 @@ async def test_the_session_browser_lists_sessions_and_any_folder(make_app, tmp_p
         await pilot.pause()
         assert isinstance(app.screen, SessionBrowser)
         assert set(browser.paths) == {copy, other / "notes.json"}
+        await wait_described(pilot, browser)
         assert options.option_count == 2
         assert options.virtual_size.height == 2  # no wrapped line
         lines = [str(options.get_option_at_index(i).prompt) for i in range(2)]
@@ -265,3 +268,42 @@ async def test_palette_commands_say_stop_the_run_first(make_app):
         commands["Batch-size sweep"].callback()  # after the run, it acts
         await pilot.pause()
         assert isinstance(app.screen, ValuesPrompt)
+
+
+async def test_the_session_browser_lists_names_at_once_and_reads_the_files_on_a_thread(
+        make_app, monkeypatch):
+    """Each listed file is parsed to describe it: up to 40 large sessions, or a slow network
+    disk, froze the screen while ``o`` opened the browser."""
+    from latency_tui.tui import browser as browser_module
+
+    first = make_app()
+    async with first.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await finish_run(pilot)
+        saved = first.sessions.path
+    disk, real = threading.Event(), browser_module.describe
+
+    def slow_describe(path):
+        assert disk.wait(30), "the test never let the disk answer"
+        return real(path)
+
+    monkeypatch.setattr(browser_module, "describe", slow_describe)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("o")
+        await pilot.pause()
+        browser = app.screen
+        assert isinstance(browser, SessionBrowser)  # open although no file could be read yet
+        options = browser.query_one(OptionList)
+        line = str(options.get_option_at_index(0).prompt)
+        assert saved.name[:20] in line and "reading" in line and not browser.described
+        await pilot.press("escape")  # the screen answers keys while the files are read
+        await pilot.pause()
+        assert not isinstance(app.screen, SessionBrowser)
+        await pilot.press("o")
+        await pilot.pause()
+        browser = app.screen
+        disk.set()
+        await wait_described(pilot, browser)
+        line = str(browser.query_one(OptionList).get_option_at_index(0).prompt)
+        assert "reading" not in line and "ok" in line

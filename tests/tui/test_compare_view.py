@@ -23,7 +23,7 @@ from latency_tui.tui.comparescreen import CompareScreen
 from latency_tui.tui.widgets.notices import NoticesPane
 from latency_tui.tui.widgets.overlay import OverlaidHistograms
 
-from .conftest import SIZE
+from .conftest import SIZE, wait_described
 
 N = 20_000
 
@@ -68,6 +68,7 @@ async def open_browser(pilot):
     await pilot.pause()
     browser = pilot.app.screen
     assert isinstance(browser, SessionBrowser)
+    await wait_described(pilot, browser)
     browser.query_one(OptionList).focus()
     await pilot.pause()
     return browser
