@@ -13,14 +13,17 @@ A rate meets the bound only with confidence, as the search under bounds judges i
 end of p99's confidence interval within the bound; and only when the load was the one asked
 for: every request sent was served, the rate served within ``RATE_SLACK`` of the rate asked
 for, and the load generator did not fall behind. A trial that failed, or whose interval
-straddles the bound, does not meet it.
+straddles the bound, does not meet it. A bisection trial whose p99 is surely above the bound
+is abandoned at the engine's next check (``abandon_p99_above_ms``, as the search under bounds
+does): an overloaded rate, whose queue only grows, costs about a second, not its duration.
 
 ``outcome()`` follows the searches' contract (``search``): ``search`` ("rate"), ``done``,
 ``stopped_because`` ("converged" | "budget" | "failure" | "cancelled"), ``summary``, ``best``
 (the highest rate that met the bound, as a point, or None), ``tried``, ``trials``, ``budget``,
 and ``bounds`` (``{"p99_ms"}``), ``range`` ([low, high] requests/s still in doubt). A point:
 ``{"step", "phase", "batch", "copies", "workers", "rate", "status", "error_kind",
-"samples_per_s", "served_per_s", "p50_ms", "p99_ms", "p99_ci", "verdict", "why"}``.
+"samples_per_s", "served_per_s", "p50_ms", "p99_ms", "p99_ci", "verdict", "why",
+"abandoned_after_s"}``.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ def point(result: ConfigResult, p99_ms: float) -> Dict[str, Any]:
     config, latency = result.config, result.latency
     finished = result.status == "finished" and latency is not None
     loop = result.details.get("open_loop") or {}
+    abandoned = result.details.get("abandoned")
+    after = abandoned.get("after_s") if isinstance(abandoned, dict) else None
+    judged = judge(result, p99_ms)
+    if after is not None:
+        judged["why"] += f" (abandoned after {after:.1f} s)"
     return {
         "step": result.trial.get("step"), "phase": result.trial.get("phase"),
         "batch": config.batch_size, "copies": config.copies, "workers": config.workers_per_copy,
@@ -77,7 +85,7 @@ def point(result: ConfigResult, p99_ms: float) -> Dict[str, Any]:
         "p99_ms": latency["p99"] if finished else None,
         "p99_ci": list(latency.intervals["p99"]) if finished and "p99" in latency.intervals
         else None,
-        **judge(result, p99_ms),
+        **judged, "abandoned_after_s": after,
     }
 
 
@@ -128,7 +136,7 @@ class RateSearch(Strategy):
             rate = (self.low + self.high) / 2
             config = replace(self.base, rate=rate, arrivals=self.arrivals)
             trial = Trial(config, {"strategy": self.name, "step": step, "phase": "bisect",
-                                   "rate": rate})
+                                   "rate": rate, "abandon_p99_above_ms": self.p99_ms})
         self._pending = trial
         return trial
 

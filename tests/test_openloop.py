@@ -247,3 +247,20 @@ def test_rate_search_runs_through_the_engine_and_records_its_trials():
     outcome = search.outcome()
     assert outcome["stopped_because"] == "budget" and outcome["trials"] == 3
     assert all(p["verdict"] in ("meets", "fails", "uncertain", "error") for p in outcome["tried"])
+
+
+def test_rate_search_abandons_an_overloaded_rate_at_the_engines_next_check():
+    """At twice the copies' capacity the queue only grows: the trial is abandoned once p99 is
+    surely above the bound (after 0.5 s and 50 samples), not run for its 20 s."""
+    from latency_tui.core.rates import RateSearch
+
+    plan = fake_plan(latency_ms=2.0, mode="sleep", capacity=1, duration_s=20.0)
+    search = RateSearch(plan.configs[0], 30.0, max_rate=2000.0, budget=1)
+    (result,) = Engine(plan, lambda event: None).run(search)
+    assert result.config.rate == 1000.0 and result.trial["abandon_p99_above_ms"] == 30.0
+    abandoned = result.details["abandoned"]
+    assert result.status == "finished" and result.duration_s < 10.0
+    assert abandoned["p99_low_ms"] > 30.0 and 0.5 <= abandoned["after_s"] < 10.0
+    (tried,) = search.outcome()["tried"]
+    assert tried["verdict"] == "fails" and tried["abandoned_after_s"] == abandoned["after_s"]
+    assert "abandoned after" in tried["why"]
