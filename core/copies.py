@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .backends.base import Artifact, Lane
+from .backends.base import Lane, entered
+from .copyjob import CopyJob, WarmupReport
 from .errors import ConfigurationError, describe_error, error_kind, format_traceback
-from .specs import InputSpec, ModelSpec, RunConfig, StopRule, WarmupPolicy
 from .streams import Block
 from .timing import (
     DEVICE, END, INFER_END, INFER_START, POST_END, PRE_START, SCHEDULED, START, Recorder,
@@ -42,40 +41,6 @@ from .timing import (
 from .warmup import WarmupTracker
 
 FOREVER = 1 << 62
-
-
-@dataclass(frozen=True)
-class CopyJob:
-    """What one copy needs; plain data, so that it pickles into a spawned process."""
-
-    model: ModelSpec
-    inputs: InputSpec
-    config: RunConfig
-    copy_index: int
-    warmup: WarmupPolicy
-    threads: Optional[int]
-    #: The backend class, as ``module:Class``: a copy process imports exactly this one.
-    backend: str
-    artifact: Artifact
-    #: The stop rule, for its per-inference timeout.
-    stop: StopRule = StopRule()
-    #: The environment the copy's process starts with (``Backend.process_env``).
-    env: Dict[str, str] = field(default_factory=dict, hash=False)
-
-
-@dataclass(frozen=True)
-class WarmupReport:
-    first_ns: int
-    iterations: int
-    stable: bool
-    duration_s: float
-    load_s: float = 0.0
-    #: Median warm latency (ns): what the automatic per-inference timeout is relative to.
-    median_ns: Optional[float] = None
-    model: Dict[str, Any] = field(default_factory=dict, hash=False)
-    device: Dict[str, Any] = field(default_factory=dict, hash=False)
-    #: What the model was fed (``inputs.build_batches``): kind, batch size, distinct batches.
-    inputs: Dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 def failure(exc: BaseException) -> ConfigurationError:
@@ -115,7 +80,9 @@ class ThreadCopy:
         self._end_column = END
         #: When the warm-up inference in flight began (0: none), and the warm-up's tracker.
         self._warm_since = 0
-        self._cold = True
+        # Decided as the copies are made, before any sets up: a sibling's load does not warm
+        # this copy's first call, nor an earlier configuration's a first call that compiles.
+        self._cold = source.loaded is None or backend.first_call_compiles()
         self._tracker: Optional[WarmupTracker] = None
         self._measure_timeout_ns = job.stop.timeout_ns(None)
         #: Open loop: the copy's dispatcher, its thread, and when each worker's request in
@@ -271,22 +238,32 @@ class ThreadCopy:
     # -- inside the copy ----------------------------------------------------------------
     def _setup(self) -> None:
         try:
-            with self.backend.setup_guard():
+            held = entered(self.backend.setup_guard(), lambda: self.stop.requested)
+            if held is None:
+                self.failure = ConfigurationError("stopped before this copy's setup began")
+                return
+            with held:
                 self.report = self._load_and_warm_up()
         except BaseException as exc:  # the configuration fails; the run goes on
             self.failure = failure(exc)
         finally:
             self._setup_done.set()
 
+    def _unless_stopped(self, what: str) -> None:
+        if self.stop.requested:
+            raise ConfigurationError(f"stopped before {what}")
+
     def _load_and_warm_up(self) -> WarmupReport:
         job = self.job
         began = time.perf_counter()
-        # A model loaded for an earlier configuration is warm: its first call is not cold.
-        self._cold = self.source.loaded is None
+        self._unless_stopped("loading")
         prepared = self.backend.load(job.artifact, self.source, copy_index=job.copy_index,
                                      threads=job.threads)
         self._prepared = prepared
-        self._lanes = [prepared.lane(w) for w in range(job.config.workers_per_copy)]
+        self._lanes = []
+        for worker in range(job.config.workers_per_copy):  # a CUDA graph capture each
+            self._unless_stopped("its lanes were ready")
+            self._lanes.append(prepared.lane(worker))
         if self.source.staged:
             self._steps = self.source.pipeline(job.config.batch_size)
         columns = 4 if self._steps else (3 if self._lanes[0].device_ns else 2)

@@ -28,7 +28,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .backends import Backend, backend_class, backend_path
 from .checks import sync_check
-from .copies import CopyJob, ThreadCopy, WarmupReport, failure, worker_quotas
+from .copies import ThreadCopy, failure, worker_quotas
+from .copyjob import CopyJob, WarmupReport
 from .errors import ConfigurationError
 from .events import (
     ConfigFinished, ConfigStarted, ModelLoaded, PhaseChanged, RunFinished, RunStarted,

@@ -27,7 +27,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .copies import CopyJob, ThreadCopy, WarmupReport, failure
+from .copies import ThreadCopy, failure
+from .copyjob import CopyJob, WarmupReport
 from .errors import ConfigurationError
 from .streams import Block
 

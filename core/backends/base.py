@@ -162,6 +162,8 @@ class Backend(ABC):
     compiles: ClassVar[bool] = False
     #: Said after the known options when an unknown one is given.
     OPTIONS_HINT: ClassVar[str] = ""
+    #: Options that only place copies (which cores) and so are not part of a compile's key.
+    PLACEMENT_OPTIONS: ClassVar[Tuple[str, ...]] = ()
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None,
                  device: Optional[str] = None) -> None:
@@ -207,8 +209,9 @@ class Backend(ABC):
     def cache_key(self, source: Any, batch_size: int) -> str:
         """What identifies a compiled artifact: the model source and options, the inputs, the
         batch size, this backend and its options."""
+        options = {k: v for k, v in self.options.items() if k not in self.PLACEMENT_OPTIONS}
         return stable_hash({
-            "backend": self.name, "options": self.options, "batch_size": batch_size,
+            "backend": self.name, "options": options, "batch_size": batch_size,
             "model": source.fingerprint(),
         })
 
@@ -230,6 +233,11 @@ class Backend(ABC):
         lock shared by the process; the others, nothing."""
         return contextlib.nullcontext()
 
+    def first_call_compiles(self) -> bool:
+        """True when a copy's first inference compiles (``torch.compile``): it is given the cold
+        first call's timeout (``warmup.first_timeout_s``) even with the model loaded before."""
+        return False
+
     def configure_process(self, copy_index: int, threads: Optional[int]) -> None:
         """Process-wide state in a copy's own process, before the model loads (intra-op
         threads); the environment from ``process_env`` is already set."""
@@ -242,6 +250,21 @@ class Backend(ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def entered(guard: Any, stopped: Callable[[], bool]) -> Optional[ContextManager[Any]]:
+    """``Backend.setup_guard()`` held: a lock is waited for only while ``stopped()`` is False
+    (None once it is true: a copy given up on must not go on to load); anything else, a
+    context manager, is returned to be entered as it is."""
+    acquire = getattr(guard, "acquire", None)
+    if acquire is None:
+        return guard
+    while not acquire(timeout=0.05):
+        if stopped():
+            return None
+    held = contextlib.ExitStack()
+    held.callback(guard.release)
+    return held
 
 
 def stable_hash(value: Any) -> str:

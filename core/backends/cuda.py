@@ -253,6 +253,9 @@ class CudaBackend(Backend):
                 "compile_mode \"default\" or \"max-autotune-no-cudagraphs\"")
         return checked
 
+    def first_call_compiles(self) -> bool:
+        return self.options.get("compile") == "compile"
+
     def setup_guard(self) -> ContextManager[Any]:
         if self.options.get("compile") in ("graph", "compile"):
             return self._setup_lock
