@@ -448,3 +448,11 @@ def test_first_core_places_the_copies_past_cores_another_process_holds(neuron_ho
     with pytest.raises(UserError, match=r"from first_core 3 \(3-4\); this host has 4 \(0-3\)"):
         build_plan(parse_preset(text.replace("first_core = 2", "first_core = 3"), name="p",
                                 path=None, origin="file", where="test"))
+
+
+def test_first_core_places_copies_and_does_not_change_what_is_compiled():
+    """A Neuron compile takes minutes: placing the copies elsewhere must reuse it."""
+    source = ModelSource(load_preset("neuron-mlp").model, load_preset("neuron-mlp").inputs)
+    placed = NeuronBackend({"api": "torch-neuron", "first_core": 2}).cache_key(source, 1)
+    assert placed == NeuronBackend({"api": "torch-neuron"}).cache_key(source, 1)
+    assert placed != NeuronBackend({"api": "torch-neuron", "pipeline_size": 2}).cache_key(source, 1)

@@ -131,6 +131,7 @@ class NeuronBackend(Backend):
     name = "neuron"
     compiles = True
     copy_modes = ("process",)
+    PLACEMENT_OPTIONS = ("first_core",)
     OPTIONS = {
         "api": Option(str, "auto, torch-neuron (inf1), torch-neuronx (inf2 / trn1) or native "
                            "(trn2 / trn3)", choices=APIS),
@@ -187,7 +188,7 @@ class NeuronBackend(Backend):
         cores = sorted(core for d in devices for core in d.core_ids)
         needed, free = copies * size, core_ranges(c for c in cores if c not in held) or "none"
         what = f"{copies} copies x {size} cores need {needed} NeuronCores"
-        fits = next((f for f in range(len(cores) - needed + 1)
+        fits = next((f for f in range(0, len(cores) - needed + 1, size)
                      if not any(c in held for c in range(f, f + needed))), None)
         hint = "" if fits is None else f" (first_core = {fits} in the preset's [device] fits)"
         if needed > len(cores):
@@ -220,6 +221,9 @@ class NeuronBackend(Backend):
                     ) -> Dict[str, str]:
         return {"NEURON_RT_VISIBLE_CORES": visible_cores(
             copy_index, options.get("pipeline_size", 1), options.get("first_core", 0))}
+
+    def first_call_compiles(self) -> bool:
+        return bool(self.options.get("native_compile"))
 
     def facts(self) -> DeviceFacts:
         return DeviceFacts(device=self.device, name=f"AWS Neuron ({self.api})",
