@@ -9,7 +9,7 @@ import datetime as _dt
 import os
 import stat
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Collection, List, Optional, Union
 
 from .errors import UserError
 
@@ -47,14 +47,16 @@ def safe_name(name: str) -> str:
     return cleaned[:80] or "session"
 
 
-def session_path(name: str, directory: Optional[Path] = None) -> Path:
+def session_path(name: str, directory: Optional[Path] = None,
+                 taken: Collection[Path] = ()) -> Path:
     """A new session file for preset ``name``: ``NAME-YYYYmmdd-HHMMSS.json`` in ``directory``
-    (the user's sessions directory by default), never one that exists already."""
+    (the user's sessions directory by default), never one that exists already nor one of
+    ``taken`` (handed out, its first write still to come)."""
     folder = Path(directory) if directory is not None else sessions_dir()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate = folder / f"{safe_name(name)}-{stamp}.json"
     number = 2
-    while candidate.exists():
+    while candidate.exists() or candidate in taken:
         candidate = folder / f"{safe_name(name)}-{stamp}-{number}.json"
         number += 1
     return candidate

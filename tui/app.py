@@ -391,6 +391,7 @@ def run_app(preset: Optional[str] = None, *, session_path: Optional[str] = None,
     app = LatencyApp(preset, session_path=session_path, open_session=open_session,
                      keymap=load_keymap())
     code = app.run()
+    app.sessions.flush()  # however the app ended (a crash too), its last write lands first
     try:
         for path in app.sessions.saved_paths:
             print(f"latency-tui: session saved to {path}")

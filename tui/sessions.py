@@ -100,6 +100,7 @@ class SessionKeeper:
         self.saved_paths: List[Path] = []
         self._key: Any = None
         self._announced: Optional[Path] = None
+        self._handed: set = set()
 
     @property
     def session(self) -> Session:
@@ -110,7 +111,11 @@ class SessionKeeper:
         return self._directory()
 
     def default_path(self, name: str) -> Path:
-        return session_path(name, self.directory)
+        """A new file for a session, never one handed out before in this app's life (its first
+        write may still be on its way: two sessions must not take one name)."""
+        path = session_path(name, self.directory, taken=self._handed)
+        self._handed.add(path)
+        return path
 
     def begin_run(self, run: LiveRun) -> None:
         """Join ``run`` to the current session, or start a new one if it measures
@@ -139,6 +144,8 @@ class SessionKeeper:
         by the writer's thread; ``wait`` (quitting) waits for it. A failure is a notice, never
         an exception in the middle of a run."""
         if not self.session.results:
+            if wait:  # an earlier session's last write may still be on its way
+                self.flush()
             return None
         path = self.path or self.default_path(str(self.session.preset.get("name") or "session"))
         try:
@@ -151,10 +158,16 @@ class SessionKeeper:
         if self._announced != path:  # said now, in the run's order; a failed write says so
             self._announced = path
             self._notify("info", f"session saved to {path} (after every configuration)")
-        if wait and not self.writer.flush():
-            self._notify("error", f"the session's write to {path} did not end in 30 s")
+        if wait:
+            self.flush()
         self.report()
         return path
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait for every write submitted so far (quitting), then report them."""
+        if not self.writer.flush(timeout):
+            self._notify("error", f"a session's write did not end in {timeout:g} s")
+        self.report()
 
     def report(self) -> None:
         """Notices for the writes that failed since the last call (the app's tick calls it)."""

@@ -105,3 +105,25 @@ def test_a_session_that_cannot_be_written_as_json_is_a_notice_not_an_exception(t
     assert keeper.autosave() is None
     assert notices and notices[0][0] == "error" and "could not save the session" in notices[0][1]
     assert not disk.started.is_set()
+
+
+def test_quitting_waits_for_an_earlier_sessions_write_when_the_new_one_is_empty(tmp_path):
+    """Session A's last write is still on a slow disk when a run of another preset begins a new,
+    empty session, and the user quits: the app left before A's write landed."""
+    from latency_tui.core.recorder import SessionRecorder
+
+    disk, notices = StuckDisk(), []
+    keeper = keeper_with(tmp_path, disk, notices)
+    add_result(keeper, 1)
+    first = keeper.autosave()
+    keeper.recorder = SessionRecorder()  # the next run's session: nothing in it yet
+    threading.Timer(0.2, disk.release.set).start()
+    assert keeper.autosave(wait=True) is None
+    assert first.exists() and keeper.saved_paths == [first]
+
+
+def test_two_sessions_begun_within_one_second_get_two_files(tmp_path):
+    """The name is chosen when the first write is submitted, before the file exists: a second
+    session of the same preset in the same second took the same name and overwrote the first."""
+    keeper = keeper_with(tmp_path, StuckDisk(), [])
+    assert keeper.default_path("quick") != keeper.default_path("quick")
