@@ -121,6 +121,8 @@ def test_an_all_skipped_run_is_loud_and_not_a_pass():
     assert gpu_check.nothing_ran([])
     assert not gpu_check.nothing_ran(None)  # did not finish: the time-out says so instead
     assert not gpu_check.nothing_ran([("FAILED", "test_a", 1.0, "x")] + verdicts)
+    # Checks that all errored (a shared fixture failing on the GPU) did run: pytest's status.
+    assert not gpu_check.nothing_ran([("ERROR", "test_a", 1.0, "x"), ("ERROR", "test_b", 1.0, "y")])
     report = gpu_check.build_report("- host", verdicts, [], 0, False, "", 0.0)
     assert "NO CHECK RAN ON A GPU" in report and "needs an NVIDIA GPU" in report
 

@@ -384,3 +384,33 @@ def test_gpu_facts_say_why_nvml_cannot_be_read(code, reason):
         gpu_facts(nvml)
     assert caught.value.reason == str(caught.value) == reason
     assert nvml.count("nvmlShutdown") == 0
+
+
+def test_a_gpu_fenced_off_by_a_cgroup_is_not_taken_for_the_runs(monitor, monkeypatch):
+    """Under a batch scheduler CUDA numbers the job's own GPUs from 0 while NVML lists every GPU
+    of the host and may not open the others: cuda:0 is not NVML's 0 there. The run's GPU cannot
+    be told, so every GPU that can be opened is read."""
+    nvml = FakeNvml([FakeGpu(util_gpu=10), FakeGpu(util_gpu=20), FakeGpu(util_gpu=30)])
+    real = nvml.nvmlDeviceGetHandleByIndex
+
+    def handle(index):
+        if index == 0:
+            raise nvml.NVMLError(NVML_ERROR_NO_PERMISSION)
+        return real(index)
+
+    nvml.nvmlDeviceGetHandleByIndex = handle
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    m, _ = monitor(nvml=nvml, cuda_indices=[0])
+    readings = settled(m)
+    assert [r.label for r in readings] == ["gpu0", "gpu1", "gpu2"]
+    assert readings[0].note == "no permission to read the GPU (NVML)"
+    assert [r.percent for r in readings[1:]] == [20.0, 30.0]
+
+
+def test_any_nvml_error_of_a_newer_call_falls_back_to_the_older_one(monitor):
+    """A driver answering nvmlDeviceGetTemperatureV with an argument-version mismatch (25): the
+    reading read "lost" at every sample instead of taking the older call's figure."""
+    gpu = FakeGpu(failing={"nvmlDeviceGetTemperatureV": 25})
+    m, _ = monitor(nvml=FakeNvml([gpu], temperature_v=True))
+    (reading,) = settled(m)
+    assert reading.percent == 87.0 and dict(reading.metrics)["temperature_c"] == 61.0

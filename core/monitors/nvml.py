@@ -66,12 +66,20 @@ def shares_host_pids() -> bool:
 
 def cuda_targets(nvml: Any, cuda_indices: Sequence[int]) -> Optional[Dict[int, int]]:
     """NVML index -> CUDA index (as this process numbers its GPUs) of ``cuda_indices``, or None
-    where that cannot be known: a MIG instance or an unknown UUID in CUDA_VISIBLE_DEVICES, or a
-    host whose GPUs differ while CUDA orders them fastest first (CUDA_DEVICE_ORDER unset)."""
+    where that cannot be known: a MIG instance or an unknown UUID in CUDA_VISIBLE_DEVICES; a
+    host whose GPUs differ while CUDA orders them fastest first (CUDA_DEVICE_ORDER unset); or
+    an index this user may not open (GPUs fenced off by a cgroup, as a batch scheduler does:
+    CUDA then numbers the job's own GPUs from 0, NVML every GPU of the host)."""
     from ..backends.cuda import visible_devices
 
     visible = visible_devices()
     count = int(nvml.nvmlDeviceGetCount())
+    handles: Dict[int, Any] = {}
+    for i in range(count):
+        try:
+            handles[i] = nvml.nvmlDeviceGetHandleByIndex(i)
+        except nvml.NVMLError:  # a GPU this user may not open is none of this run's
+            pass
     uuids: Optional[Dict[str, int]] = None
     targets: Dict[int, int] = {}
     for cuda_index in cuda_indices:
@@ -80,21 +88,21 @@ def cuda_targets(nvml: Any, cuda_indices: Sequence[int]) -> Optional[Dict[int, i
         if entry is None:
             return None
         if entry.isdigit():
+            if int(entry) not in handles:
+                return None
             targets[int(entry)] = cuda_index
             continue
         if not entry.startswith("GPU-"):
             return None  # a MIG instance: NVML gives its utilisation to no one
         if uuids is None:
-            uuids = {as_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))): i
-                     for i in range(count)}
+            uuids = {as_text(nvml.nvmlDeviceGetUUID(h)): i for i, h in handles.items()}
         matches = [i for uuid, i in uuids.items() if uuid.startswith(entry)]
         if len(matches) != 1:
             return None
         targets[matches[0]] = cuda_index
     if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID" and any(
             not entry.startswith("GPU-") for entry in (visible or ["0"])):
-        names = {as_text(nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)))
-                 for i in range(count)}
+        names = {as_text(nvml.nvmlDeviceGetName(h)) for h in handles.values()}
         if len(names) > 1:  # fastest first may not be PCI order: indices would not match
             return None
     return targets

@@ -102,9 +102,16 @@ def figure(nvml: Any, call: Optional[Callable[..., Any]], *args: Any) -> Any:
 
 
 def first_figure(nvml: Any, names: Sequence[str], *args: Any) -> Any:
-    """The first of ``names`` (newest first) that this module and driver answer, or None."""
-    for name in names:
-        value = figure(nvml, getattr(nvml, name, None), *args)
+    """The first of ``names`` (newest first) that this module and driver answer, or None. Any
+    NVML error of a newer call (a version it does not take, an argument it refuses) falls back
+    to the next; only the last one's errors are the reading's."""
+    for position, name in enumerate(names):
+        try:
+            value = figure(nvml, getattr(nvml, name, None), *args)
+        except nvml.NVMLError:
+            if position == len(names) - 1:
+                raise
+            continue
         if value is not None:
             return value
     return None
