@@ -75,8 +75,8 @@ def _resnet50(source: str, settings: Dict[str, Any]) -> Any:
     try:
         from torchvision.models import resnet50
     except ImportError as exc:
-        raise UserError(f"model source {source!r} needs torchvision: pip install "
-                        "'latency-tui[vision]' (a torchvision that matches your torch)") from exc
+        raise UserError(f"model source {source!r} needs torchvision: pip install torchvision, "
+                        "one that matches your torch (latency-tui's 'vision' extra)") from exc
     import torch
 
     with torch.random.fork_rng(devices=[]):

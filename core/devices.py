@@ -4,7 +4,7 @@ cannot say (it takes seconds to import)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .host import cpu_model, usable_cpus
 
@@ -41,9 +41,27 @@ def _cuda() -> Dict[str, Any]:
     if not gpus and reason is None:  # torch sees GPUs NVML could not list
         import torch
 
-        entry["devices"] = [{"index": i, "name": torch.cuda.get_device_name(i)}
+        entry["devices"] = [{"index": i, "cuda_index": i, "name": torch.cuda.get_device_name(i)}
                             for i in range(torch.cuda.device_count())]
+    for gpu in gpus:
+        gpu["cuda_index"] = cuda_index_of(gpu)
     return entry
+
+
+def cuda_index_of(gpu: Dict[str, Any]) -> Optional[int]:
+    """The N of ``cuda:N`` that names NVML's GPU ``gpu`` in this process (its place in
+    CUDA_VISIBLE_DEVICES, by index or UUID), or None when this process cannot see it."""
+    from .backends.cuda import visible_devices
+
+    visible = visible_devices()
+    if visible is None:
+        return gpu.get("index")
+    uuid = str(gpu.get("uuid") or "")
+    for position, entry in enumerate(visible):
+        if (entry.isdigit() and int(entry) == gpu.get("index")) or (
+                entry.startswith("GPU-") and uuid.startswith(entry)):
+            return position
+    return None
 
 
 def _neuron() -> Dict[str, Any]:

@@ -32,7 +32,8 @@ def import_transformers(source: str) -> Any:
     try:
         import transformers
     except ImportError as exc:
-        raise UserError(f"{source} needs transformers: pip install 'latency-tui[hf]'") from exc
+        raise UserError(f"{source} needs transformers: pip install transformers (latency-tui's "
+                        "'hf' extra)") from exc
     if not transformers.utils.is_torch_available():
         # A transformers too new for this torch still imports, but hands out model stubs.
         import torch

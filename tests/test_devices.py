@@ -87,3 +87,21 @@ def test_neuron_cores_and_who_holds_them_come_from_neuron_ls(capsys, neuron_host
     assert device["held_by"] == [{"pid": 4242, "command": "python serve.py"}]
     table = devices(capsys)
     assert "4242" in table and "serve.py" in table and "package torch-neuron" in table
+
+
+@pytest.mark.parametrize("visible, expected", [
+    (None, [0, 1, 2]),
+    ("2,0", [1, None, 0]),
+    ("GPU-bbb", [None, 0, None]),
+    ("-1", [None, None, None]),
+])
+def test_each_gpu_says_which_cuda_index_names_it_here(monkeypatch, visible, expected):
+    """NVML numbers every GPU of the host; cuda:N is the N-th of CUDA_VISIBLE_DEVICES."""
+    from latency_tui.core.devices import cuda_index_of
+
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    gpus = [{"index": i, "uuid": f"GPU-{c * 3}-x"} for i, c in enumerate("abc")]
+    assert [cuda_index_of(g) for g in gpus] == expected

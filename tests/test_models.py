@@ -266,7 +266,8 @@ def test_transformers_too_new_for_torch(transformers_with_torch, monkeypatch):
 def test_bert_without_transformers(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     message = raises_user_error("builtin:bert", **TINY_BERT)
-    assert message == "builtin:bert needs transformers: pip install 'latency-tui[hf]'"
+    assert message == ("builtin:bert needs transformers: pip install transformers (latency-tui's "
+                       "'hf' extra)")
 
 
 # -- file.py:attr and package.module:attr ----------------------------------------------------

@@ -171,13 +171,14 @@ class PlanState:
                 continue
             devices = list(entry.get("devices") or ())
             choices.append((str(kind), str(kind)))
-            if kind == "cuda":
-                for i, device in enumerate(devices):
+            if kind == "cuda":  # as this process numbers them (CUDA_VISIBLE_DEVICES)
+                visible = sorted((d["cuda_index"], d) for d in devices
+                                 if isinstance(d.get("cuda_index"), int))
+                for index, device in visible:
                     name = device.get("name") or device.get("error") or ""
-                    index = device.get("index", i)
                     choices.append((f"cuda:{index}  {name}".rstrip(), f"cuda:{index}"))
-                if len(devices) > 1:
-                    choices.append((f"cuda:all  (copy i on GPU i mod {len(devices)})",
+                if len(visible) > 1:
+                    choices.append((f"cuda:all  (copy i on GPU i mod {len(visible)})",
                                     "cuda:all"))
         if current and current not in [value for _, value in choices]:
             reason = reasons.get(current.partition(":")[0])

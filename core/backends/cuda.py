@@ -212,7 +212,8 @@ class CudaBackend(Backend):
     OPTIONS = {
         "compile": Option(str, "eager, trace, compile (torch.compile) or graph (CUDA graphs)",
                           choices=COMPILE_MODES),
-        "compile_mode": Option(str, "torch.compile's mode (default, reduce-overhead, ...)"),
+        "compile_mode": Option(str, "torch.compile's mode: default or max-autotune-no-cudagraphs "
+                                    "(the modes that record CUDA graphs are refused)"),
         "precision": Option(str, "fp32, fp16 or bf16", choices=PRECISIONS),
         "cast": Option(str, "autocast, or cast the model and its inputs", choices=("autocast",
                                                                                     "cast")),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-INSTALL_HINT = "nvidia-ml-py is not installed (pip install 'latency-tui[cuda]')"
+INSTALL_HINT = "nvidia-ml-py is not installed (pip install nvidia-ml-py: latency-tui's 'cuda' extra)"
 
 
 #: nvml.h return codes, used where a module lacks the constant (the values are the C ABI's).

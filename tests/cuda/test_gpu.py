@@ -184,12 +184,13 @@ def test_out_of_memory_fails_one_configuration_and_the_sweep_goes_on():
 
 
 def test_the_nvml_monitor_sees_the_work():
+    """Through the monitors a run on cuda gets by default (the CLI's and the TUI's): the run's
+    GPU, found through CUDA_VISIBLE_DEVICES and labelled as cuda:0."""
     pytest.importorskip("pynvml")
-    from latency_tui.core.monitors.nvml import NvmlMonitor
-
     (result,) = Engine(cuda_plan("builtin:mlp", batch_sizes=(256,), duration_s=5.0),
-                       lambda e: None, monitors=[NvmlMonitor()]).run()
-    report("nvml", utilisation=result.utilisation.get("gpu0"))
+                       lambda e: None).run()
+    report("nvml", utilisation=result.utilisation.get("gpu0"),
+           monitored=sorted(result.utilisation))
     assert result.utilisation["gpu0"]["max"] > 0
 
 
@@ -202,5 +203,13 @@ def test_the_cuda_bert_preset_runs_end_to_end(tmp_path):
     report("cuda-bert end to end", returncode=proc.returncode, stdout_tail=proc.stdout[-1500:])
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(target.read_text())["results"]
+    report("cuda-bert session", batches=[r["config"]["batch_size"] for r in results],
+           statuses=[r["status"] for r in results],
+           gpu0=[(r.get("utilisation") or {}).get("gpu0") for r in results])
     assert all(r["status"] == "finished" for r in results)
     assert all(r["device_latency_ms"] for r in results)
+    try:
+        import pynvml  # noqa: F401
+    except ImportError:
+        return
+    assert all((r.get("utilisation") or {}).get("gpu0", {}).get("max", 0) > 0 for r in results)

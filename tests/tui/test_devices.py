@@ -29,7 +29,8 @@ CUDA_PRESET = """
 GPU_HOST = [
     {"kind": "cpu", "available": True, "devices": [{"name": "Fake CPU"}]},
     {"kind": "cuda", "available": True, "devices": [
-        {"index": 0, "name": "NVIDIA H100"}, {"index": 1, "name": "NVIDIA H100"}]},
+        {"index": 0, "cuda_index": 0, "name": "NVIDIA H100"},
+        {"index": 1, "cuda_index": 1, "name": "NVIDIA H100"}]},
     {"kind": "neuron", "available": True, "devices": [{"index": 0, "cores": 2}]},
 ]
 
@@ -171,3 +172,17 @@ async def test_the_utilisation_pane_shows_gpu_and_neuroncore_rows_from_the_engin
         assert "no NVIDIA" not in str(pane.render())
         await pilot.press("r")
         await finish_run(pilot)
+
+
+def test_the_edit_form_numbers_gpus_as_this_process_sees_them():
+    """With CUDA_VISIBLE_DEVICES=5,2 on an 8-GPU host the form offered cuda:0 ... cuda:7 (NVML's
+    numbers), most of which the run then refused; it offers cuda:0 (NVML's 5) and cuda:1."""
+    from latency_tui.tui.planstate import PlanState
+
+    host = [{"kind": "cuda", "available": True, "devices": [
+        {"index": i, "name": f"GPU {i}", "cuda_index": {5: 0, 2: 1}.get(i)} for i in range(8)]}]
+    state = PlanState.__new__(PlanState)
+    state.described = host
+    assert state.device_choices("cpu")[2:] == [
+        ("cuda", "cuda"), ("cuda:0  GPU 5", "cuda:0"), ("cuda:1  GPU 2", "cuda:1"),
+        ("cuda:all  (copy i on GPU i mod 2)", "cuda:all")]
