@@ -15,7 +15,7 @@ import threading
 from dataclasses import replace
 from typing import Any, Optional, Tuple
 
-from .backends import device_kind
+from .backends import backend_class, device_kind
 from .errors import UserError, one_line
 from .specs import RunPlan
 
@@ -72,6 +72,11 @@ def _check_inputs(plan: RunPlan, batch_sizes_given: bool, what: str) -> RunPlan:
         plan = _fixed_batch(plan, kind, fixed, batch_sizes_given, mismatch, what)
     smallest = min(c.batch_size for c in plan.configs)
     batches, _ = build_batches(loaded, plan.inputs, smallest)
+    devices = {(c.device, repr(sorted(c.device_options.items()))): c for c in plan.configs}
+    for config in devices.values():
+        problem = backend_class(config.device).inputs_problem(config.device_options, batches[0])
+        if problem:
+            raise UserError(f"[device] of {config.device}: {problem}")
     if kinds <= set(CALLED_ON):
         pre, post = _steps(plan)
         trial_call(loaded, batches[0], pre, post)

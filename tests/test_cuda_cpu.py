@@ -469,3 +469,41 @@ def test_graph_mode_captures_every_distinct_batch_and_replays_them_in_turn(monke
     for _ in range(6):
         lane.infer()
     assert seen == [("replay", i % 3) for i in range(6)]
+
+
+def test_trace_with_keyword_inputs_is_refused_when_planning(tmp_path):
+    """BERT and Hugging Face models take keywords, which a trace cannot: every configuration
+    failed at run time with error_kind compile; it is bad input, said before anything runs."""
+    import textwrap
+
+    from latency_tui.core.api import build_plan, check_inputs
+    from latency_tui.core.presets import parse_preset
+
+    (tmp_path / "kw.py").write_text(textwrap.dedent("""
+        import torch
+
+        class Keywords(torch.nn.Module):
+            def forward(self, x):
+                return x * 2
+    """))
+    text = textwrap.dedent(f"""
+        [model]
+        source = "{tmp_path / 'kw.py'}:Keywords"
+        [inputs]
+        as_kwargs = true
+        [[inputs.tensors]]
+        name = "x"
+        shape = [4]
+        [run]
+        device = "cuda"
+        [device]
+        compile = "{{mode}}"
+    """)
+    preset = parse_preset(text.replace("{mode}", "trace"), name="kw", path=None, origin="file",
+                          where="test")
+    with pytest.raises(UserError, match=r'\[device\] of cuda: compile = "trace" takes '
+                                        r"positional inputs; this model takes keywords"):
+        check_inputs(build_plan(preset))
+    eager = parse_preset(text.replace("{mode}", "eager"), name="kw", path=None, origin="file",
+                         where="test")
+    assert check_inputs(build_plan(eager)).configs

@@ -189,6 +189,13 @@ class Backend(ABC):
         return None
 
     @classmethod
+    def inputs_problem(cls, options: Mapping[str, Any], inputs: Any) -> Optional[str]:
+        """What these options cannot do with the model's inputs (one batch, built on the host
+        when planning), so that it is bad input (exit 2) rather than every configuration
+        failing; None when they can."""
+        return None
+
+    @classmethod
     def units(cls, options: Mapping[str, Any], device: str) -> Optional[int]:
         """How many copies ``copies = "all"`` means here (one per NeuronCore), None if this
         device has no such count or it cannot be read."""

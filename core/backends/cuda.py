@@ -45,6 +45,8 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 #: torch.compile modes that record CUDA graphs: their graph trees are per thread, so each timing
 #: thread would record its own while it is timed.
 GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")
+TRACE_TAKES_POSITIONAL = ("compile = \"trace\" takes positional inputs; this model takes keywords "
+                          "(use eager, compile or graph)")
 
 
 def device_index(device: str, copy_index: int, count: Optional[int] = None) -> int:
@@ -254,6 +256,12 @@ class CudaBackend(Backend):
                 "compile_mode \"default\" or \"max-autotune-no-cudagraphs\"")
         return checked
 
+    @classmethod
+    def inputs_problem(cls, options: Mapping[str, Any], inputs: Any) -> Optional[str]:
+        if options.get("compile") == "trace" and isinstance(inputs, dict):
+            return TRACE_TAKES_POSITIONAL
+        return None
+
     def first_call_compiles(self) -> bool:
         return self.options.get("compile") == "compile"
 
@@ -334,8 +342,7 @@ class CudaBackend(Backend):
         began = time.perf_counter()
         module, inputs = self._placed(source.load().module, source.batch(batch_size), device)
         if isinstance(inputs, dict):
-            raise ConfigurationError("compile = \"trace\" takes positional inputs; this model "
-                                     "takes keywords (use eager, compile or graph)", "compile")
+            raise ConfigurationError(TRACE_TAKES_POSITIONAL, "compile")
         try:
             with torch.no_grad():
                 traced = torch.jit.trace(module, inputs)
