@@ -361,3 +361,34 @@ def test_the_first_call_is_made_off_pytests_thread(pytester):
             assert seen[0] is False
     """)
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_pytest_xdist_workers_measurements_are_merged_into_latency_json(pytester, tmp_path):
+    """With -n the measurements were made in the workers and only said to be missing from the
+    session file; each worker now hands its own back and the file holds every test's."""
+    pytest.importorskip("xdist")
+    from latency_tui.core.session import load_session
+
+    path = tmp_path / "tests.json"
+    pytester.makepyfile(test_inner=textwrap.dedent(f"""
+        import pytest
+
+        @pytest.mark.latency({QUICK})
+        @pytest.mark.parametrize("n", [1, 2, 3, 4])
+        def test_sum(latency, n):
+            latency(sum, range(n))
+    """))
+    without = [arg for name in WITHOUT for arg in ("-p", f"no:{name}")]
+    result = pytester.runpytest_subprocess(*without, "-p", "xdist", "-n", "2",
+                                           "--latency-json", str(path), timeout=300)
+    result.assert_outcomes(passed=4)
+    out = result.stdout.str()
+    assert f"latency: 4 measurements written to {path}" in out and "not in the session" not in out
+    session = load_session(path)
+    assert sorted(r.trial["test"] for r in session.results) == [
+        f"test_inner.py::test_sum[{n}]" for n in (1, 2, 3, 4)]
+    assert [r.trial["run"] for r in session.results] == [1, 2, 3, 4]
+    assert [run["test"] for run in session.runs] == [r.trial["test"] for r in session.results]
+    assert all(r.status == "finished" and r.latency.count == 300 and r.trial["model"] == "sum"
+               for r in session.results)

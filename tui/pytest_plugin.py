@@ -44,12 +44,13 @@ import inspect
 import math
 import sys
 import warnings
-from dataclasses import replace
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
 PLUGIN_NAME = "latency_tui-state"
+#: Where a pytest-xdist worker hands its measurements (a session's text) to the controller.
+WORKER_KEY = "latency_tui_session"
 DEFAULT_DURATION_S = 1.0
 #: Bound keyword -> the percentile it bounds (milliseconds, at most).
 LATENCY_BOUNDS = {"p50_ms": "p50", "p90_ms": "p90", "p95_ms": "p95", "p99_ms": "p99",
@@ -338,7 +339,8 @@ def section(result: Any, verdicts: List[Dict[str, Any]]) -> str:
 
 class LatencyState:
     """One pytest session's measurements: rows from the reports (so that they come back from
-    pytest-xdist workers too) and, in this process, the results for ``--latency-json``."""
+    pytest-xdist workers too) and the results for ``--latency-json``: this process's, and under
+    pytest-xdist each worker's, handed back as a session's text when the worker ends."""
 
     def __init__(self, config: Any):
         self.config = config
@@ -354,13 +356,32 @@ class LatencyState:
             if name == "latency" and isinstance(value, dict):
                 self.rows.append((report.nodeid, value))
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist: a worker ended; its measurements join this session's."""
+        text = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+        if text:
+            from .pytest_json import measured_from
+            self.measured.extend(measured_from(text))
+
     def pytest_sessionfinish(self, session: Any) -> None:
         path = self.config.getoption("latency_json")
-        if not path or hasattr(self.config, "workerinput"):
+        if not path:
+            return
+        if hasattr(self.config, "workerinput"):  # handed to the controller as text
+            if self.measured:
+                from latency_tui.core.session import session_text
+
+                from .pytest_json import combined
+                self.config.workeroutput[WORKER_KEY] = session_text(combined(self.measured))
             return
         from latency_tui.core.errors import UserError
         from latency_tui.core.session import save_session
 
+        from .pytest_json import combined
+
+        order = {nodeid: i for i, (nodeid, _) in enumerate(self.rows)}  # as reported
+        self.measured.sort(key=lambda m: order.get(m[0], len(order)))
         try:
             self.written = str(save_session(combined(self.measured), path))
         except (OSError, UserError, ValueError, TypeError) as exc:
@@ -386,28 +407,9 @@ class LatencyState:
             here = {nodeid for nodeid, _, _ in self.measured}
             elsewhere = [n for n, row in self.rows if "samples" in row and n not in here]
             if elsewhere:
-                write(f"latency: {len(elsewhere)} measurement(s) made in other processes "
-                      "(pytest-xdist workers) not in the session file")
+                write(f"latency: {len(elsewhere)} measurement(s) of pytest-xdist workers that "
+                      "did not hand them back (a worker that crashed) not in the session file")
             n = len(self.measured)
             write(f"latency: {n} measurement{'' if n == 1 else 's'} written to {self.written}")
         if self.write_error:
             write(f"latency: --latency-json not written: {self.write_error}", red=True)
-
-
-def combined(measured: List[Tuple[str, Any, Any]]) -> Any:
-    """One session of every test's measurement: run ``i`` is the ``i``-th measured test (its
-    plan, its model), and each result's ``trial`` names its ``test`` and ``model``."""
-    from latency_tui.core.session import Session
-
-    out = Session(preset={"name": "pytest", "origin": "pytest", "path": None,
-                          "description": "the latency fixture's measurements of a pytest session"},
-                  model={"source": "pytest", "name": f"{len(measured)} tests", "parameters": None,
-                         "size_mb": None})
-    for run, (nodeid, session, result) in enumerate(measured, start=1):
-        out.host = out.host or dict(session.host)
-        plan = dict(session.runs[0]) if session.runs else {"configurations": 1}
-        out.runs.append({**plan, "id": run, "test": nodeid, "model": dict(session.model)})
-        out.results.append(replace(result, trial={**(result.trial or {}), "run": run,
-                                                  "test": nodeid,
-                                                  "model": session.model.get("name")}))
-    return out
