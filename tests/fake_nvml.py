@@ -105,13 +105,17 @@ class FakeNvml:
     def __init__(self, gpus: Sequence[FakeGpu] = (), init_error: Optional[int] = None,
                  driver: str = "550.54.15", cuda: int = 12040, as_bytes: bool = False,
                  delays: Optional[Dict[str, float]] = None, event_reasons: bool = False,
-                 temperature_v: bool = False, removed: Iterable[str] = ()) -> None:
+                 temperature_v: bool = False, removed: Iterable[str] = (),
+                 unopenable: Iterable[int] = ()) -> None:
         """``as_bytes``: strings come back as bytes, as from pynvml before 11.5; ``delays``:
         seconds a call sleeps; ``event_reasons``: also has nvmlDeviceGetCurrentClocksEventReasons,
         as nvidia-ml-py 12.535 and later do; ``temperature_v``: also has
         nvmlDeviceGetTemperatureV (nvidia-ml-py 12.560 and later); ``removed``: calls this
-        module lacks (as a later one will lack the deprecated nvmlDeviceGetTemperature)."""
+        module lacks (as a later one will lack the deprecated nvmlDeviceGetTemperature);
+        ``unopenable``: indices whose handle this user may not have (NO_PERMISSION: GPUs a
+        cgroup fences off)."""
         self.gpus = list(gpus)
+        self.unopenable = set(unopenable)
         self.init_error, self.driver, self.cuda, self.as_bytes = init_error, driver, cuda, as_bytes
         self.delays = dict(delays or {})
         self.calls: Dict[str, int] = collections.Counter()
@@ -194,6 +198,8 @@ class FakeNvml:
         self._enter("nvmlDeviceGetHandleByIndex")
         if not 0 <= index < len(self.gpus):
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        if index in self.unopenable:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
         return self.gpus[index]
 
     def nvmlDeviceGetName(self, gpu: FakeGpu) -> Any:

@@ -138,8 +138,9 @@ def test_compiled_once_per_batch_size_cached_and_one_copy_per_core(neuron_host):
     assert len([r for r in neuron_host() if r["event"] == "trace"]) == 2  # the cache answered
 
 
-def test_a_pipeline_of_two_cores_per_copy(neuron_host):
-    text = textwrap.dedent("""
+def two_copies(device_line: str) -> str:
+    """A preset of two copies of the MLP on torch-neuron, with one more ``[device]`` line."""
+    return textwrap.dedent(f"""
         [model]
         source = "builtin:mlp"
         [run]
@@ -148,12 +149,16 @@ def test_a_pipeline_of_two_cores_per_copy(neuron_host):
         duration_s = 0.3
         [device]
         api = "torch-neuron"
-        pipeline_size = 2
+        {device_line}
         [warmup]
         min_iterations = 3
         max_iterations = 20
         window = 5
     """)
+
+
+def test_a_pipeline_of_two_cores_per_copy(neuron_host):
+    text = two_copies("pipeline_size = 2")
     plan = build_plan(parse_preset(text, name="p", path=None, origin="file", where="test"))
     (result,) = Engine(plan, lambda e: None).run()
     assert result.status == "finished", result.error
@@ -423,21 +428,7 @@ def test_first_core_places_the_copies_past_cores_another_process_holds(neuron_ho
     with pytest.raises(UserError, match=r"free cores: 2-3 \(first_core = 2 in the preset's "
                                         r"\[device\] fits\)$"):
         build_plan(load_preset("neuron-mlp"), Overrides(copies=(2,)))
-    text = textwrap.dedent("""
-        [model]
-        source = "builtin:mlp"
-        [run]
-        device = "neuron"
-        copies = [2]
-        duration_s = 0.3
-        [device]
-        api = "torch-neuron"
-        first_core = 2
-        [warmup]
-        min_iterations = 3
-        max_iterations = 20
-        window = 5
-    """)
+    text = two_copies("first_core = 2")
     plan = build_plan(parse_preset(text, name="p", path=None, origin="file", where="test"))
     (result,) = Engine(plan, lambda e: None).run()
     assert result.status == "finished", result.error

@@ -207,16 +207,7 @@ def test_gpus_the_run_cannot_be_matched_to_are_all_read(monitor, monkeypatch):
 
 
 def test_a_gpu_this_user_may_not_open_says_so(monitor):
-    nvml = FakeNvml([FakeGpu(), FakeGpu()])
-    real = nvml.nvmlDeviceGetHandleByIndex
-
-    def handle(index):
-        if index == 1:
-            raise nvml.NVMLError(NVML_ERROR_NO_PERMISSION)
-        return real(index)
-
-    nvml.nvmlDeviceGetHandleByIndex = handle
-    m, _ = monitor(nvml=nvml)
+    m, _ = monitor(nvml=FakeNvml([FakeGpu(), FakeGpu()], unopenable={1}))
     assert settled(m)[1] == Reading("gpu1", None, "no permission to read the GPU (NVML)")
 
 
@@ -390,15 +381,8 @@ def test_a_gpu_fenced_off_by_a_cgroup_is_not_taken_for_the_runs(monitor, monkeyp
     """Under a batch scheduler CUDA numbers the job's own GPUs from 0 while NVML lists every GPU
     of the host and may not open the others: cuda:0 is not NVML's 0 there. The run's GPU cannot
     be told, so every GPU that can be opened is read."""
-    nvml = FakeNvml([FakeGpu(util_gpu=10), FakeGpu(util_gpu=20), FakeGpu(util_gpu=30)])
-    real = nvml.nvmlDeviceGetHandleByIndex
-
-    def handle(index):
-        if index == 0:
-            raise nvml.NVMLError(NVML_ERROR_NO_PERMISSION)
-        return real(index)
-
-    nvml.nvmlDeviceGetHandleByIndex = handle
+    nvml = FakeNvml([FakeGpu(util_gpu=10), FakeGpu(util_gpu=20), FakeGpu(util_gpu=30)],
+                    unopenable={0})
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     m, _ = monitor(nvml=nvml, cuda_indices=[0])
     readings = settled(m)
