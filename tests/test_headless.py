@@ -22,6 +22,9 @@ def group(name, *pairs):
     # Absent readings are left out, never shown as 0 %.
     ([group("gpu", ("gpu0", None), ("gpu1", 88.0))], ", gpu1 88%"),
     ([group("neuroncore", ("neuroncore", None))], ""),
+    # A monitor that cannot be read at all says so, not nothing; one still starting says nothing.
+    ([("gpu", [Reading("gpu", None, "nvidia-ml-py is not installed")])], ", gpu n/a"),
+    ([("gpu", [Reading("gpu", None, "starting")])], ""),
     # Sixteen NeuronCores fit one line.
     ([group("neuroncore", *[(f"nc{i}", float(i * 5)) for i in range(16)])],
      ", neuroncore x16 mean 38% max 75%"),

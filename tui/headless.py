@@ -290,11 +290,15 @@ def early_stop_text(event: Progress) -> str:
 def utilisation_text(groups) -> str:
     """", cpu 87%, mem 41%, gpu0 91%, gpu1 88%": for the progress line, each monitor's summary
     reading where it has one (cpu, mem), else its devices (up to four by name, more as their
-    mean and max, so that eight GPUs or sixteen NeuronCores still fit one line)."""
+    mean and max, so that eight GPUs or sixteen NeuronCores still fit one line). A monitor that
+    cannot be read at all (no nvidia-ml-py, no driver) is ``gpu n/a``: its reason is in the
+    session and in ``latency-tui devices``, too long for the line."""
     parts = []
     for name, readings in groups:
         known = [r for r in readings if r.percent is not None]
         if not known:
+            if any(r.note and r.note not in ("starting", "measuring") for r in readings):
+                parts.append(f"{name} n/a")
             continue
         if not known[0].label[-1:].isdigit():  # a summary of the group comes first
             parts.append(f"{known[0].label} {known[0].percent:.0f}%")
