@@ -157,14 +157,17 @@ def two_copies(device_line: str) -> str:
     """)
 
 
-def test_a_pipeline_of_two_cores_per_copy(neuron_host):
-    text = two_copies("pipeline_size = 2")
+def cores_seen(neuron_host, text: str) -> set:
+    """Run the preset ``text``; the NeuronCores each copy's process was given."""
     plan = build_plan(parse_preset(text, name="p", path=None, origin="file", where="test"))
     (result,) = Engine(plan, lambda e: None).run()
     assert result.status == "finished", result.error
-    seen = {r["visible_cores"] for r in neuron_host() if r["event"] == "import"
+    return {r["visible_cores"] for r in neuron_host() if r["event"] == "import"
             and r["visible_cores"]}
-    assert seen == {"0-1", "2-3"}
+
+
+def test_a_pipeline_of_two_cores_per_copy(neuron_host):
+    assert cores_seen(neuron_host, two_copies("pipeline_size = 2")) == {"0-1", "2-3"}
 
 
 def test_copies_all_is_one_per_core_and_more_than_the_free_cores_are_refused(neuron_host):
@@ -429,12 +432,7 @@ def test_first_core_places_the_copies_past_cores_another_process_holds(neuron_ho
                                         r"\[device\] fits\)$"):
         build_plan(load_preset("neuron-mlp"), Overrides(copies=(2,)))
     text = two_copies("first_core = 2")
-    plan = build_plan(parse_preset(text, name="p", path=None, origin="file", where="test"))
-    (result,) = Engine(plan, lambda e: None).run()
-    assert result.status == "finished", result.error
-    seen = {r["visible_cores"] for r in neuron_host() if r["event"] == "import"
-            and r["visible_cores"]}
-    assert seen == {"2", "3"}
+    assert cores_seen(neuron_host, text) == {"2", "3"}
     assert NeuronBackend.units({"first_core": 2}, "neuron") == 2
     with pytest.raises(UserError, match=r"from first_core 3 \(3-4\); this host has 4 \(0-3\)"):
         build_plan(parse_preset(text.replace("first_core = 2", "first_core = 3"), name="p",
